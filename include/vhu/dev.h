@@ -30,6 +30,7 @@ enum vhu_queue_event {
 	VHU_QUEUE_ENABLED,  /* SET_VRING_ENABLE 1, or started without protocol features */
 	VHU_QUEUE_DISABLED, /* SET_VRING_ENABLE 0 */
 	VHU_QUEUE_BROKEN,   /* the guest or front-end broke the ring; see the log */
+	VHU_QUEUE_KICKED,   /* in-band kick (VRING_KICK): process the ring */
 };
 
 /*

@@ -1,0 +1,154 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* The device and virtqueue structures shared by the library's modules. */
+#ifndef VHU_INTERNAL_H
+#define VHU_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <vhu/dev.h>
+
+#include "conn.h"
+#include "log.h"
+#include "mem.h"
+#include "proto.h"
+
+#define VHU_MAX_QUEUES 1024
+#define VHU_MAX_QUEUE_SIZE 32768
+
+/* Data-plane view of a queue's state, read once per burst (vq->dp_state). */
+enum {
+	VHU_DP_RUNNING = 1u << 0, /* started and not stopped */
+	VHU_DP_ENABLED = 1u << 1,
+	VHU_DP_BROKEN = 1u << 2,
+};
+
+struct vhu_dev;
+
+/*
+ * One virtqueue.  Fields above `ctl` are what the data plane uses; the
+ * control thread changes them only while the queue is paused (dp_state
+ * without RUNNING) and after vhu_mem_sync_reader() on `reader`.
+ */
+struct vhu_vq {
+	struct vhu_mem_reader reader; /* data-plane section (also for memory) */
+	_Atomic uint32_t dp_state;
+	uint32_t size;
+	bool packed;
+	/* Ring in local memory, valid while RUNNING. */
+	void *desc;
+	void *avail; /* split: avail ring; packed: driver event suppression */
+	void *used;  /* split: used ring; packed: device event suppression */
+	uint16_t last_avail_idx;
+	bool avail_wrap;
+	uint16_t used_idx; /* packed: device's next used slot */
+	bool used_wrap;
+	_Atomic int call_fd;
+	_Atomic int err_fd;
+
+	/* Control plane only. */
+	struct vhu_dev *dev __attribute__((aligned(64)));
+	uint16_t index;
+	bool started;
+	bool enabled;
+	bool broken;
+	bool has_addr;
+	bool kick_polling; /* SET_VRING_KICK with the no-fd bit */
+	int kick_fd;
+	struct vhu_vring_addr addr;
+} __attribute__((aligned(64)));
+
+struct vhu_dev {
+	char name[64];
+	struct vhu_logger lg;
+	struct vhu_dev_ops ops;
+	void *opaque;
+	struct vhu_loop loop;
+	bool has_loop;
+
+	/* Negotiation. */
+	uint64_t offered_features;
+	uint64_t offered_protocol;
+	uint64_t features;
+	uint64_t protocol;
+	bool features_set;
+	bool protocol_set;
+	bool owner;
+	uint8_t status;
+
+	/* Queues. */
+	uint16_t nvq;
+	uint16_t min_ready;
+	bool queue_pairs;
+	uint32_t max_qsize;
+	uint32_t max_mem_slots;
+	struct vhu_vq *vqs;
+	bool ready;
+
+	struct vhu_mem mem;
+
+	/* Connection. */
+	enum { VHU_MODE_NONE, VHU_MODE_SERVER, VHU_MODE_CLIENT, VHU_MODE_FD } mode;
+	char path[108];
+	int listen_fd;
+	int conn_fd;
+	int backend_fd; /* back-end channel (SET_BACKEND_REQ_FD) */
+	int log_call_fd; /* SET_LOG_FD */
+	struct vhu_rx rx;
+	uint32_t reconnect_min_ms;
+	uint32_t reconnect_max_ms;
+	uint32_t reconnect_ms;
+	int64_t timer_deadline_ns; /* poll mode; -1 when disarmed */
+	bool in_dispatch;
+	bool disconnect_pending;
+};
+
+/* dev.c */
+void vhu_dev_conn_established(struct vhu_dev *dev, int fd);
+void vhu_dev_conn_lost(struct vhu_dev *dev, const char *why);
+void vhu_dev_check_ready(struct vhu_dev *dev);
+void vhu_dev_reset_state(struct vhu_dev *dev);
+int vhu_dev_watch(struct vhu_dev *dev, int fd);
+void vhu_dev_unwatch(struct vhu_dev *dev, int fd);
+void vhu_dev_timer(struct vhu_dev *dev, int64_t ms);
+void vhu_dev_queue_event(struct vhu_dev *dev, uint16_t q, enum vhu_queue_event ev);
+
+/* sock.c */
+int vhu_sock_listen(struct vhu_logger *lg, const char *path);
+void vhu_sock_accept(struct vhu_dev *dev);
+void vhu_sock_try_connect(struct vhu_dev *dev);
+void vhu_sock_schedule_reconnect(struct vhu_dev *dev);
+
+/* msg_table.c: validate and dispatch one complete message. */
+void vhu_msg_dispatch(struct vhu_dev *dev, struct vhu_rx *rx);
+
+/* vring.c */
+void vhu_vq_init(struct vhu_dev *dev, struct vhu_vq *vq, uint16_t index);
+int vhu_vq_start(struct vhu_vq *vq);
+void vhu_vq_stop(struct vhu_vq *vq);
+void vhu_vq_reset(struct vhu_vq *vq);
+int vhu_vq_set_enable(struct vhu_vq *vq, bool enable);
+void vhu_vq_set_call_fd(struct vhu_vq *vq, int fd);
+void vhu_vq_set_err_fd(struct vhu_vq *vq, int fd);
+int vhu_vq_remap(struct vhu_vq *vq);
+void vhu_vq_fill_info(const struct vhu_vq *vq, struct vhu_queue_info *info);
+uint32_t vhu_vq_get_base(const struct vhu_vq *vq);
+int vhu_vq_set_base(struct vhu_vq *vq, uint32_t num);
+
+/* backend_chan.c */
+int vhu_backend_send(struct vhu_dev *dev, uint32_t request, const void *payload,
+		     uint32_t size);
+void vhu_backend_close(struct vhu_dev *dev);
+
+static inline bool vhu_has_feature(const struct vhu_dev *dev, unsigned bit)
+{
+	return dev->features & VHU_BIT(bit);
+}
+
+static inline bool vhu_has_protocol(const struct vhu_dev *dev, unsigned bit)
+{
+	return dev->protocol & VHU_BIT(bit);
+}
+
+#endif

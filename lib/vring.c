@@ -1,0 +1,325 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Virtqueue control: ring addresses, size, base, notification fds, and the
+ * started / enabled state the data plane reads.
+ *
+ * Rule shared with the data plane: the control thread changes a field the
+ * data plane uses only after clearing VHU_DP_RUNNING (or while it is
+ * clear) and waiting with vhu_mem_sync_reader() for a burst in progress to
+ * end.  Fds the data plane may write (call, err) are swapped atomically and
+ * the old one is closed only after that wait.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+void vhu_vq_init(struct vhu_dev *dev, struct vhu_vq *vq, uint16_t index)
+{
+	memset(vq, 0, sizeof(*vq));
+	vq->dev = dev;
+	vq->index = index;
+	vq->kick_fd = -1;
+	atomic_store_explicit(&vq->call_fd, -1, memory_order_relaxed);
+	atomic_store_explicit(&vq->err_fd, -1, memory_order_relaxed);
+	atomic_store_explicit(&vq->dp_state, 0, memory_order_relaxed);
+	/* A packed ring's wrap counters start at 1 (VIRTIO 1.2 §2.8.1). */
+	vq->avail_wrap = vq->used_wrap = true;
+}
+
+static void vq_publish_state(struct vhu_vq *vq)
+{
+	uint32_t s = 0;
+
+	if (vq->started && !vq->broken)
+		s |= VHU_DP_RUNNING;
+	if (vq->enabled)
+		s |= VHU_DP_ENABLED;
+	if (vq->broken)
+		s |= VHU_DP_BROKEN;
+	/* Release pairs with the data plane's acquire load of dp_state at the
+	 * start of a burst: ring pointers and indexes written before are seen. */
+	atomic_store_explicit(&vq->dp_state, s, memory_order_release);
+}
+
+/* Clear RUNNING and wait for a burst in progress to finish. */
+static void vq_pause(struct vhu_vq *vq)
+{
+	uint32_t s = atomic_load_explicit(&vq->dp_state, memory_order_relaxed);
+
+	atomic_store_explicit(&vq->dp_state, s & ~VHU_DP_RUNNING,
+			      memory_order_relaxed);
+	/* Barrier [vq-pause]: pairs with the fence in vhu_mem_read_begin(),
+	 * which the data plane runs before it loads dp_state. */
+	atomic_thread_fence(memory_order_seq_cst);
+	if (vhu_mem_sync_reader(&vq->reader))
+		vhu_err(&vq->dev->lg, "queue %u: data plane did not leave its burst "
+			"within 5 s", vq->index);
+}
+
+static void swap_fd(struct vhu_vq *vq, _Atomic int *slot, int fd)
+{
+	int old = atomic_exchange_explicit(slot, fd, memory_order_acq_rel);
+
+	if (old >= 0) {
+		/* Barrier [vq-fd]: the data plane loads the fd inside a section;
+		 * wait for it before the number can be reused. */
+		atomic_thread_fence(memory_order_seq_cst);
+		vhu_mem_sync_reader(&vq->reader);
+		close(old);
+	}
+}
+
+void vhu_vq_set_call_fd(struct vhu_vq *vq, int fd)
+{
+	swap_fd(vq, &vq->call_fd, fd);
+}
+
+void vhu_vq_set_err_fd(struct vhu_vq *vq, int fd)
+{
+	swap_fd(vq, &vq->err_fd, fd);
+}
+
+/* Translate the ring areas of @vq through the current memory table. */
+static int vq_translate(struct vhu_vq *vq, void **desc, void **avail, void **used)
+{
+	struct vhu_dev *dev = vq->dev;
+	const struct vhu_memtable *t = vhu_mem_current(&dev->mem);
+	uint64_t n = vq->size, dlen, alen, ulen;
+	uint64_t dalign, aalign, ualign;
+
+	if (vq->packed) {
+		dlen = 16 * n;
+		alen = ulen = 4; /* event suppression structures */
+		dalign = 16;
+		aalign = ualign = 4;
+	} else {
+		dlen = 16 * n;
+		alen = 4 + 2 * n + 2; /* flags, idx, ring, used_event */
+		ulen = 4 + 8 * n + 2; /* flags, idx, ring, avail_event */
+		dalign = 16;
+		aalign = 2;
+		ualign = 4;
+	}
+	const struct vhu_vring_addr *a = &vq->addr;
+
+	if ((a->desc_user_addr & (dalign - 1)) || (a->avail_user_addr & (aalign - 1)) ||
+	    (a->used_user_addr & (ualign - 1))) {
+		vhu_err(&dev->lg, "queue %u: misaligned ring addresses desc 0x%llx "
+			"avail 0x%llx used 0x%llx", vq->index,
+			(unsigned long long)a->desc_user_addr,
+			(unsigned long long)a->avail_user_addr,
+			(unsigned long long)a->used_user_addr);
+		return -EINVAL;
+	}
+	uint64_t got_d = dlen, got_a = alen, got_u = ulen;
+
+	*desc = vhu_uva_to_va(t, a->desc_user_addr, &got_d);
+	*avail = vhu_uva_to_va(t, a->avail_user_addr, &got_a);
+	*used = vhu_uva_to_va(t, a->used_user_addr, &got_u);
+	if (!*desc || !*avail || !*used || got_d != dlen || got_a != alen ||
+	    got_u != ulen) {
+		vhu_err(&dev->lg, "queue %u: ring (size %u) is not inside guest "
+			"memory: desc 0x%llx avail 0x%llx used 0x%llx", vq->index,
+			vq->size, (unsigned long long)a->desc_user_addr,
+			(unsigned long long)a->avail_user_addr,
+			(unsigned long long)a->used_user_addr);
+		return -EFAULT;
+	}
+	return 0;
+}
+
+int vhu_vq_start(struct vhu_vq *vq)
+{
+	struct vhu_dev *dev = vq->dev;
+	void *d, *a, *u;
+	int rc;
+
+	if (vq->started)
+		return 0;
+	vq->packed = vhu_has_feature(dev, VHU_F_RING_PACKED);
+	if (!vq->size || !vq->has_addr || vhu_mem_nregions(&dev->mem) == 0) {
+		vhu_err(&dev->lg, "queue %u: cannot start without %s", vq->index,
+			!vq->size ? "SET_VRING_NUM" :
+			!vq->has_addr ? "SET_VRING_ADDR" : "SET_MEM_TABLE");
+		return -EINVAL;
+	}
+	if (!vq->packed && (vq->size & (vq->size - 1))) {
+		vhu_err(&dev->lg, "queue %u: split ring size %u is not a power of 2",
+			vq->index, vq->size);
+		return -EINVAL;
+	}
+	if (vq->packed && (vq->last_avail_idx >= vq->size || vq->used_idx >= vq->size)) {
+		vhu_err(&dev->lg, "queue %u: packed ring base beyond size %u",
+			vq->index, vq->size);
+		return -EINVAL;
+	}
+	rc = vq_translate(vq, &d, &a, &u);
+	if (rc)
+		return rc;
+	vq->desc = d;
+	vq->avail = a;
+	vq->used = u;
+	vq->started = true;
+	vq->broken = false;
+	if (!vhu_has_feature(dev, VHU_F_PROTOCOL_FEATURES))
+		vq->enabled = true; /* no SET_VRING_ENABLE will come */
+	vq_publish_state(vq);
+	vhu_dev_queue_event(dev, vq->index, VHU_QUEUE_STARTED);
+	if (vq->enabled)
+		vhu_dev_queue_event(dev, vq->index, VHU_QUEUE_ENABLED);
+	vhu_dev_check_ready(dev);
+	return 0;
+}
+
+/* Re-translate the ring after the memory table changed. */
+int vhu_vq_remap(struct vhu_vq *vq)
+{
+	void *d, *a, *u;
+	int rc;
+
+	if (!vq->started)
+		return 0;
+	rc = vq_translate(vq, &d, &a, &u);
+	if (d == vq->desc && a == vq->avail && u == vq->used && !rc)
+		return 0;
+	vq_pause(vq);
+	if (rc) {
+		vhu_err(&vq->dev->lg, "queue %u: ring no longer in guest memory; "
+			"queue broken", vq->index);
+		vq->broken = true;
+		vq_publish_state(vq);
+		vhu_dev_queue_event(vq->dev, vq->index, VHU_QUEUE_BROKEN);
+		return rc;
+	}
+	vq->desc = d;
+	vq->avail = a;
+	vq->used = u;
+	vq_publish_state(vq);
+	return 0;
+}
+
+void vhu_vq_stop(struct vhu_vq *vq)
+{
+	if (!vq->started)
+		return;
+	vq_pause(vq);
+	vq->started = false;
+	vq->desc = vq->avail = vq->used = NULL;
+	vq_publish_state(vq);
+	if (vq->kick_fd >= 0) {
+		close(vq->kick_fd);
+		vq->kick_fd = -1;
+	}
+	vq->kick_polling = false;
+	vhu_vq_set_call_fd(vq, -1);
+	vhu_dev_queue_event(vq->dev, vq->index, VHU_QUEUE_STOPPED);
+	vhu_dev_check_ready(vq->dev);
+}
+
+/* Back to the state of a fresh connection; closes every fd. */
+void vhu_vq_reset(struct vhu_vq *vq)
+{
+	vhu_vq_stop(vq);
+	if (vq->kick_fd >= 0)
+		close(vq->kick_fd);
+	vq->kick_fd = -1;
+	vhu_vq_set_call_fd(vq, -1);
+	vhu_vq_set_err_fd(vq, -1);
+	vq->size = 0;
+	vq->packed = false;
+	vq->has_addr = false;
+	vq->enabled = false;
+	vq->broken = false;
+	vq->kick_polling = false;
+	vq->last_avail_idx = vq->used_idx = 0;
+	vq->avail_wrap = vq->used_wrap = true;
+	memset(&vq->addr, 0, sizeof(vq->addr));
+	vq_publish_state(vq);
+}
+
+int vhu_vq_set_enable(struct vhu_vq *vq, bool enable)
+{
+	if (vq->enabled == enable)
+		return 0;
+	if (!enable && vq->started)
+		vq_pause(vq); /* a burst in progress finishes before we report */
+	vq->enabled = enable;
+	vq_publish_state(vq);
+	vhu_dev_queue_event(vq->dev, vq->index,
+			    enable ? VHU_QUEUE_ENABLED : VHU_QUEUE_DISABLED);
+	vhu_dev_check_ready(vq->dev);
+	return 0;
+}
+
+uint32_t vhu_vq_get_base(const struct vhu_vq *vq)
+{
+	if (!vq->packed)
+		return vq->last_avail_idx;
+	return (uint32_t)vq->last_avail_idx |
+	       ((uint32_t)vq->avail_wrap << VHU_PACKED_WRAP_BIT) |
+	       ((uint32_t)vq->used_idx << 16) |
+	       ((uint32_t)vq->used_wrap << (16 + VHU_PACKED_WRAP_BIT));
+}
+
+int vhu_vq_set_base(struct vhu_vq *vq, uint32_t num)
+{
+	struct vhu_dev *dev = vq->dev;
+
+	if (vq->started) {
+		vhu_err(&dev->lg, "queue %u: SET_VRING_BASE on a started ring",
+			vq->index);
+		return -EBUSY;
+	}
+	if (vhu_has_feature(dev, VHU_F_RING_PACKED)) {
+		uint16_t avail = num & VHU_PACKED_IDX_MASK;
+		uint16_t used;
+
+		/* Front-ends that send only the avail half (DPDK's virtio_user)
+		 * start the used index at the same place. */
+		if ((num >> 16) == 0 && (num & (1u << VHU_PACKED_WRAP_BIT)))
+			num |= (num & 0xffff) << 16;
+		used = (num >> 16) & VHU_PACKED_IDX_MASK;
+
+		if (vq->size && (avail >= vq->size || used >= vq->size)) {
+			vhu_err(&dev->lg, "queue %u: packed base avail %u used %u "
+				"beyond ring size %u", vq->index, avail, used, vq->size);
+			return -EINVAL;
+		}
+		vq->last_avail_idx = avail;
+		vq->avail_wrap = num & (1u << VHU_PACKED_WRAP_BIT);
+		vq->used_idx = used;
+		vq->used_wrap = num & (1u << (16 + VHU_PACKED_WRAP_BIT));
+		return 0;
+	}
+	/* Split: a free-running 16-bit index, any value is a valid position. */
+	if (num > 0xffff) {
+		vhu_err(&dev->lg, "queue %u: split ring base %u is not a 16-bit index",
+			vq->index, num);
+		return -EINVAL;
+	}
+	vq->last_avail_idx = (uint16_t)num;
+	return 0;
+}
+
+void vhu_vq_fill_info(const struct vhu_vq *vq, struct vhu_queue_info *info)
+{
+	memset(info, 0, sizeof(*info));
+	info->size = vq->size;
+	info->packed = vq->packed || vhu_has_feature(vq->dev, VHU_F_RING_PACKED);
+	info->started = vq->started;
+	info->enabled = vq->enabled;
+	info->broken = vq->broken;
+	info->has_addr = vq->has_addr;
+	info->kick_fd = vq->kick_fd;
+	info->call_fd = atomic_load_explicit(&vq->call_fd, memory_order_relaxed);
+	info->err_fd = atomic_load_explicit(&vq->err_fd, memory_order_relaxed);
+	info->last_avail_idx = vq->last_avail_idx;
+	info->avail_wrap = vq->avail_wrap;
+	info->used_idx = vq->used_idx;
+	info->used_wrap = vq->used_wrap;
+	info->desc_addr = vq->addr.desc_user_addr;
+	info->avail_addr = vq->addr.avail_user_addr;
+	info->used_addr = vq->addr.used_user_addr;
+}
