@@ -140,10 +140,17 @@ static void mem_publish(struct vhu_mem *m, struct vhu_memtable *t)
 		 * mappings is safe; unmapping them under it would not be. */
 		vhu_err(m->lg, "memory table replaced while %d data-plane reader(s) "
 			"stayed inside a section for 5 s; old mappings kept", stuck);
-		free(old);
+		old->next_stale = m->stale;
+		m->stale = old;
 		return;
 	}
 	table_release(old);
+	while (m->stale) {
+		struct vhu_memtable *st = m->stale;
+
+		m->stale = st->next_stale;
+		table_release(st);
+	}
 }
 
 static bool ranges_overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
@@ -458,6 +465,12 @@ void vhu_mem_destroy(struct vhu_mem *m)
 
 	if (t)
 		table_release(t);
+	while (m->stale) {
+		struct vhu_memtable *st = m->stale;
+
+		m->stale = st->next_stale;
+		table_release(st);
+	}
 	atomic_store_explicit(&m->cur, NULL, memory_order_relaxed);
 	free(m->readers);
 	m->readers = NULL;

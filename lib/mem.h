@@ -43,6 +43,7 @@ struct vhu_region {
 };
 
 struct vhu_memtable {
+	struct vhu_memtable *next_stale; /* see vhu_mem.stale */
 	uint32_t n;
 	struct vhu_region *r[]; /* sorted by gpa, non-overlapping */
 };
@@ -54,6 +55,9 @@ struct vhu_mem_reader {
 
 struct vhu_mem {
 	struct vhu_memtable *_Atomic cur; /* never NULL after init */
+	/* Old tables a reader was still using when they were replaced (it
+	 * overstayed the wait); released at the next successful wait. */
+	struct vhu_memtable *stale;
 	struct vhu_mem_reader **readers;
 	uint32_t nreaders;
 	uint32_t max_readers;

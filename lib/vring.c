@@ -255,7 +255,7 @@ int vhu_vq_set_enable(struct vhu_vq *vq, bool enable)
 
 uint32_t vhu_vq_get_base(const struct vhu_vq *vq)
 {
-	if (!vq->packed)
+	if (!vhu_has_feature(vq->dev, VHU_F_RING_PACKED))
 		return vq->last_avail_idx;
 	return (uint32_t)vq->last_avail_idx |
 	       ((uint32_t)vq->avail_wrap << VHU_PACKED_WRAP_BIT) |

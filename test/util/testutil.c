@@ -2,10 +2,13 @@
 #include "testutil.h"
 
 #include <dirent.h>
+#include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 int tu_count_fds(void)
@@ -34,6 +37,18 @@ long tu_rss_pages(void)
 		rss = -1;
 	fclose(f);
 	return rss;
+}
+
+int tu_under_valgrind(void)
+{
+	const char *p = getenv("LD_PRELOAD");
+
+	return p && strstr(p, "valgrind") != NULL;
+}
+
+long tu_rss_bound(long pages)
+{
+	return tu_under_valgrind() ? 1L << 40 : pages;
 }
 
 const char *tu_sock_path(const char *tag)
@@ -86,4 +101,92 @@ void tu_log_clear(void)
 	memset(tu_lines, 0, sizeof(tu_lines));
 	tu_next = 0;
 	pthread_mutex_unlock(&tu_lock);
+}
+
+/* ---- a device served by a polling thread ---- */
+
+struct tu_backend {
+	struct vhu_dev *dev;
+	pthread_t thread;
+	pthread_mutex_t lock;
+	atomic_bool stop;
+	atomic_int waiters; /* main thread wants the lock: poller steps aside */
+};
+
+static void *tu_backend_main(void *arg)
+{
+	struct tu_backend *b = arg;
+
+	while (!atomic_load(&b->stop)) {
+		if (atomic_load(&b->waiters)) {
+			usleep(200);
+			continue;
+		}
+		pthread_mutex_lock(&b->lock);
+		vhu_dev_poll(b->dev, 10);
+		pthread_mutex_unlock(&b->lock);
+	}
+	return NULL;
+}
+
+struct tu_backend *tu_backend_start(struct vhu_dev *dev)
+{
+	struct tu_backend *b = calloc(1, sizeof(*b));
+	int err;
+
+	if (!b)
+		return NULL;
+	b->dev = dev;
+	pthread_mutex_init(&b->lock, NULL);
+	err = pthread_create(&b->thread, NULL, tu_backend_main, b);
+	if (err) {
+		pthread_mutex_destroy(&b->lock);
+		free(b);
+		errno = err;
+		return NULL;
+	}
+	return b;
+}
+
+void tu_backend_stop(struct tu_backend *b)
+{
+	if (!b)
+		return;
+	atomic_store(&b->stop, true);
+	pthread_join(b->thread, NULL);
+	pthread_mutex_destroy(&b->lock);
+	free(b);
+}
+
+void tu_backend_lock(struct tu_backend *b)
+{
+	atomic_fetch_add(&b->waiters, 1);
+	pthread_mutex_lock(&b->lock);
+	atomic_fetch_sub(&b->waiters, 1);
+}
+
+void tu_backend_unlock(struct tu_backend *b)
+{
+	pthread_mutex_unlock(&b->lock);
+}
+
+int tu_backend_wait(struct tu_backend *b, int (*pred)(void *arg), void *arg,
+		    int timeout_ms)
+{
+	struct timespec t0, now;
+	int ok;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		tu_backend_lock(b);
+		ok = pred(arg);
+		tu_backend_unlock(b);
+		if (ok)
+			return 1;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if ((now.tv_sec - t0.tv_sec) * 1000 +
+		    (now.tv_nsec - t0.tv_nsec) / 1000000 >= timeout_ms)
+			return 0;
+		usleep(1000);
+	}
 }

@@ -11,6 +11,11 @@
 int tu_count_fds(void);
 /* Resident set size in pages (second field of /proc/self/statm). */
 long tu_rss_pages(void);
+/* Running under valgrind (RSS figures are valgrind's, not ours). */
+int tu_under_valgrind(void);
+/* RSS growth bound in pages for "memory stays flat" checks: @pages, or no
+ * bound under valgrind, whose own bookkeeping grows RSS. */
+long tu_rss_bound(long pages);
 /* A fresh socket path in a private temporary directory; static buffer. */
 const char *tu_sock_path(const char *tag);
 /* A log callback that keeps the last lines in a ring buffer for asserts. */
@@ -19,5 +24,27 @@ void tu_log(void *opaque, enum vhu_log_level level, const char *dev,
 /* Did any kept log line contain @needle?  Clears nothing. */
 int tu_log_contains(const char *needle);
 void tu_log_clear(void);
+
+/*
+ * A back-end device served by a helper thread that loops vhu_dev_poll(dev,
+ * 10), holding a mutex per iteration.  The main thread takes the same
+ * mutex (tu_backend_lock) around any vhu_dev_* call or look at state the
+ * device's callbacks write, so calls for the device stay one thread at a
+ * time.  Callbacks run on the helper thread with the mutex held.
+ */
+struct vhu_dev;
+struct tu_backend;
+
+/* Start serving @dev (which stays the caller's: free it after stop).
+ * NULL with errno set on failure. */
+struct tu_backend *tu_backend_start(struct vhu_dev *dev);
+/* Stop the thread and free @b; the device is left as it is. */
+void tu_backend_stop(struct tu_backend *b);
+void tu_backend_lock(struct tu_backend *b);
+void tu_backend_unlock(struct tu_backend *b);
+/* Wait up to @timeout_ms until @pred(@arg) is true, evaluated with the
+ * mutex held.  Returns 1 when it became true, 0 on timeout. */
+int tu_backend_wait(struct tu_backend *b, int (*pred)(void *arg), void *arg,
+		    int timeout_ms);
 
 #endif
