@@ -132,6 +132,7 @@ int vhu_vq_set_enable(struct vhu_vq *vq, bool enable);
 void vhu_vq_set_call_fd(struct vhu_vq *vq, int fd);
 void vhu_vq_set_err_fd(struct vhu_vq *vq, int fd);
 int vhu_vq_remap(struct vhu_vq *vq);
+void vhu_vq_mark_broken(struct vhu_vq *vq);
 void vhu_vq_fill_info(const struct vhu_vq *vq, struct vhu_queue_info *info);
 uint32_t vhu_vq_get_base(const struct vhu_vq *vq);
 int vhu_vq_set_base(struct vhu_vq *vq, uint32_t num);

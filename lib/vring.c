@@ -81,6 +81,35 @@ void vhu_vq_set_err_fd(struct vhu_vq *vq, int fd)
 	swap_fd(vq, &vq->err_fd, fd);
 }
 
+/* The queue is unusable until the front-end sets it up again: stop the data
+ * plane, tell the application, and signal the front-end's error eventfd
+ * (or, with in-band notifications, send VRING_ERR). */
+void vhu_vq_mark_broken(struct vhu_vq *vq)
+{
+	struct vhu_dev *dev = vq->dev;
+	int efd;
+
+	if (vq->broken)
+		return;
+	vq_pause(vq);
+	vq->broken = true;
+	vq_publish_state(vq);
+	efd = atomic_load_explicit(&vq->err_fd, memory_order_relaxed);
+	if (efd >= 0) {
+		uint64_t one = 1;
+
+		if (write(efd, &one, sizeof(one)) != sizeof(one))
+			vhu_warn(&dev->lg, "queue %u: error eventfd write failed",
+				 vq->index);
+	} else if (vhu_has_protocol(dev, VHU_PF_INBAND_NOTIFICATIONS)) {
+		struct vhu_vring_state st = { .index = vq->index, .num = 0 };
+
+		vhu_backend_send(dev, VHU_BREQ_VRING_ERR, &st, sizeof(st));
+	}
+	vhu_dev_queue_event(dev, vq->index, VHU_QUEUE_BROKEN);
+	vhu_dev_check_ready(dev);
+}
+
 /* Translate the ring areas of @vq through the current memory table. */
 static int vq_translate(struct vhu_vq *vq, void **desc, void **avail, void **used)
 {
@@ -184,15 +213,13 @@ int vhu_vq_remap(struct vhu_vq *vq)
 	rc = vq_translate(vq, &d, &a, &u);
 	if (d == vq->desc && a == vq->avail && u == vq->used && !rc)
 		return 0;
-	vq_pause(vq);
 	if (rc) {
 		vhu_err(&vq->dev->lg, "queue %u: ring no longer in guest memory; "
 			"queue broken", vq->index);
-		vq->broken = true;
-		vq_publish_state(vq);
-		vhu_dev_queue_event(vq->dev, vq->index, VHU_QUEUE_BROKEN);
+		vhu_vq_mark_broken(vq);
 		return rc;
 	}
+	vq_pause(vq);
 	vq->desc = d;
 	vq->avail = a;
 	vq->used = u;

@@ -891,8 +891,12 @@ START_TEST(mem_table_while_running)
 	struct raw r;
 	struct vhu_queue_info qi;
 
+	int errfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	uint64_t cnt = 0;
+
 	raw_open(&r);
 	start_queue0(&r);
+	ck_assert_uint_eq(kick(&r, VHU_REQ_SET_VRING_ERR, 0, errfd), 0);
 	/* the same memory again: the ring keeps running */
 	struct {
 		struct vhu_mem_table_hdr h;
@@ -910,6 +914,10 @@ START_TEST(mem_table_while_running)
 	ck_assert_int_eq(vhu_dev_queue_info(r.dev, 0, &qi), 0);
 	ck_assert(qi.broken);
 	ck_assert_uint_eq(get_u64(&r, VHU_REQ_GET_STATUS) & 0x40, 0x40);
+	/* the front-end's error eventfd was signalled */
+	ck_assert_int_eq(read(errfd, &cnt, sizeof(cnt)), sizeof(cnt));
+	ck_assert_uint_eq(cnt, 1);
+	close(errfd);
 	close(other);
 	raw_close(&r);
 }

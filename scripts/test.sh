@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
+#
+# test.sh - every test of vhu, on a fresh Debian 12 machine:
+#   1. installs what is missing (apt-get),
+#   2. builds with gcc and with clang (-Werror) and runs every Check suite
+#      and the install/pkg-config consumer test (ctest),
+#   3. runs the Check suites again under valgrind memcheck,
+#   4. runs the interop tests against real peers: QEMU booting a Linux guest,
+#      and DPDK's virtio_user (dpdk-testpmd).
+# Prints "N passed, N failed" (one line per stage and a total) and exits
+# non-zero when anything failed.  Set VHU_SKIP_INTEROP=1 to skip stage 4.
+set -uo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo" || exit 1
+# shellcheck source=scripts/deps.sh
+. scripts/deps.sh
+vhu_install_deps || { echo "dependency installation failed"; exit 1; }
+
+jobs=$(nproc)
+passed=0
+failed=0
+stage() { printf '\n##### %s\n' "$*"; }
+result() { # NAME RC
+	if [[ $2 == 0 ]]; then passed=$((passed + 1)); echo "PASS $1"
+	else failed=$((failed + 1)); echo "FAIL $1"; fi
+}
+
+build() { # DIR CC
+	cmake -S . -B "$1" -DCMAKE_C_COMPILER="$2" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+		>"$1.configure.log" 2>&1 &&
+		cmake --build "$1" -j"$jobs" >"$1.build.log" 2>&1
+}
+
+for cc in gcc clang; do
+	dir=build-test-$cc
+	stage "build and unit tests ($cc)"
+	mkdir -p "$dir"
+	if build "$dir" "$cc"; then
+		result "build-$cc" 0
+		(cd "$dir" && ctest --output-on-failure -j"$jobs")
+		result "ctest-$cc" $?
+	else
+		tail -n 40 "$dir.build.log"
+		result "build-$cc" 1
+	fi
+done
+
+stage "valgrind memcheck"
+for t in build-test-gcc/test/test_*; do
+	[[ -x $t && ! -d $t ]] || continue
+	name=$(basename "$t")
+	if CK_FORK=no valgrind -q --leak-check=full --errors-for-leak-kinds=definite \
+		--error-exitcode=1 "$t" >"build-test-gcc/$name.valgrind.log" 2>&1; then
+		tail -n 1 "build-test-gcc/$name.valgrind.log"
+		result "valgrind-$name" 0
+	else
+		tail -n 40 "build-test-gcc/$name.valgrind.log"
+		result "valgrind-$name" 1
+	fi
+done
+
+if [[ ${VHU_SKIP_INTEROP:-0} != 1 ]]; then
+	for s in qemu-handshake dpdk-handshake; do
+		stage "interop: $s"
+		timeout 900 "test/interop/$s.sh" "$repo/build-test-gcc"
+		result "$s" $?
+	done
+fi
+
+printf '\n'
+echo "test.sh: $passed passed, $failed failed"
+[[ $failed == 0 ]]
