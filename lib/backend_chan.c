@@ -11,29 +11,51 @@
  * thread for long. */
 #define VHU_BACKEND_SEND_TIMEOUT_MS 1000
 
-void vhu_backend_close(struct vhu_dev *dev)
+static void backend_close_locked(struct vhu_dev *dev)
 {
 	if (dev->backend_fd >= 0)
 		close(dev->backend_fd);
 	dev->backend_fd = -1;
 }
 
-int vhu_backend_send(struct vhu_dev *dev, uint32_t request, const void *payload,
-		     uint32_t size)
+void vhu_backend_close(struct vhu_dev *dev)
+{
+	pthread_mutex_lock(&dev->backend_lock);
+	backend_close_locked(dev);
+	pthread_mutex_unlock(&dev->backend_lock);
+}
+
+void vhu_backend_set_fd(struct vhu_dev *dev, int fd)
+{
+	pthread_mutex_lock(&dev->backend_lock);
+	backend_close_locked(dev);
+	dev->backend_fd = fd;
+	pthread_mutex_unlock(&dev->backend_lock);
+}
+
+/* Any thread: the control thread (config change, errors) and data planes
+ * (in-band calls) share the channel under backend_lock. */
+int vhu_backend_send(struct vhu_dev *dev, struct vhu_logger *lg, uint32_t request,
+		     const void *payload, uint32_t size)
 {
 	int rc;
 
-	if (dev->backend_fd < 0)
+	pthread_mutex_lock(&dev->backend_lock);
+	if (dev->backend_fd < 0) {
+		pthread_mutex_unlock(&dev->backend_lock);
 		return -EOPNOTSUPP;
-	/* No NEED_REPLY: waiting for the answer would block the control thread
-	 * on a peer we do not trust. */
+	}
+	/* No NEED_REPLY: waiting for the answer would block on a peer we do
+	 * not trust. */
 	rc = vhu_msg_send(dev->backend_fd, request, VHU_FLAG_VERSION, payload, size,
 			  NULL, 0, VHU_BACKEND_SEND_TIMEOUT_MS);
 	if (rc) {
-		vhu_err(&dev->lg, "back-end channel request %u failed: %s; closing "
-			"the channel", request, strerror(-rc));
-		vhu_backend_close(dev);
+		vhu_log_ratelimited(lg, VHU_LOG_ERR, "back-end channel request %u "
+				    "failed: %s; closing the channel", request,
+				    strerror(-rc));
+		backend_close_locked(dev);
 	}
+	pthread_mutex_unlock(&dev->backend_lock);
 	return rc;
 }
 
@@ -44,5 +66,5 @@ int vhu_dev_notify_config_change(struct vhu_dev *dev)
 	if (!vhu_has_protocol(dev, VHU_PF_CONFIG) ||
 	    !vhu_has_protocol(dev, VHU_PF_BACKEND_REQ) || dev->backend_fd < 0)
 		return -EOPNOTSUPP;
-	return vhu_backend_send(dev, VHU_BREQ_CONFIG_CHANGE_MSG, NULL, 0);
+	return vhu_backend_send(dev, &dev->lg, VHU_BREQ_CONFIG_CHANGE_MSG, NULL, 0);
 }

@@ -118,6 +118,7 @@ struct vhu_dev *vhu_dev_new(const struct vhu_dev_opts *uopts)
 	dev->listen_fd = dev->conn_fd = dev->backend_fd = dev->log_call_fd = -1;
 	dev->timer_deadline_ns = -1;
 	vhu_rx_init(&dev->rx);
+	pthread_mutex_init(&dev->backend_lock, NULL);
 
 	dev->vqs = aligned_alloc(64, sizeof(struct vhu_vq) * dev->nvq);
 	if (!dev->vqs)
@@ -132,6 +133,7 @@ struct vhu_dev *vhu_dev_new(const struct vhu_dev_opts *uopts)
 	return dev;
 
 err_vqs:
+	pthread_mutex_destroy(&dev->backend_lock);
 	free(dev->vqs);
 err_nomem:
 	free(dev);
@@ -387,6 +389,7 @@ void vhu_dev_free(struct vhu_dev *dev)
 	vhu_dev_timer(dev, -1);
 	vhu_dev_reset_state(dev);
 	vhu_mem_destroy(&dev->mem);
+	pthread_mutex_destroy(&dev->backend_lock);
 	free(dev->vqs);
 	free(dev);
 }
@@ -448,4 +451,9 @@ int vhu_dev_queue_info(const struct vhu_dev *dev, uint16_t queue,
 		return -EINVAL;
 	vhu_vq_fill_info(&dev->vqs[queue], info);
 	return 0;
+}
+
+struct vhu_vq *vhu_dev_vq(struct vhu_dev *dev, uint16_t index)
+{
+	return dev && index < dev->nvq ? &dev->vqs[index] : NULL;
 }

@@ -222,10 +222,12 @@ int vhu_h_set_vring_kick(struct vhu_dev *dev, struct vhu_rx *rx,
 		close(fd);
 		return -EINVAL;
 	}
-	if (vq->kick_fd >= 0)
-		close(vq->kick_fd);
-	vq->kick_fd = fd;
-	vq->kick_polling = nofd;
+	vhu_vq_set_kick_fd(vq, fd, nofd);
+	if (vq->started) {
+		/* A new kick fd for a running ring: tell the application. */
+		vhu_dev_queue_event(dev, vq->index, VHU_QUEUE_STARTED);
+		return 0;
+	}
 	return vhu_vq_start(vq);
 }
 
@@ -334,8 +336,7 @@ int vhu_h_net_set_mtu(struct vhu_dev *dev, struct vhu_rx *rx,
 int vhu_h_set_backend_req_fd(struct vhu_dev *dev, struct vhu_rx *rx,
 			     struct vhu_reply *reply)
 {
-	vhu_backend_close(dev);
-	dev->backend_fd = vhu_rx_take_fd(rx, 0);
+	vhu_backend_set_fd(dev, vhu_rx_take_fd(rx, 0));
 	return 0;
 }
 

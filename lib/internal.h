@@ -5,14 +5,17 @@
 
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <pthread.h>
 #include <stdint.h>
 
 #include <vhu/dev.h>
+#include <vhu/vq.h>
 
 #include "conn.h"
 #include "log.h"
 #include "mem.h"
 #include "proto.h"
+#include "ring.h"
 
 #define VHU_MAX_QUEUES 1024
 #define VHU_MAX_QUEUE_SIZE 32768
@@ -27,25 +30,40 @@ enum {
 struct vhu_dev;
 
 /*
- * One virtqueue.  Fields above `ctl` are what the data plane uses; the
- * control thread changes them only while the queue is paused (dp_state
- * without RUNNING) and after vhu_mem_sync_reader() on `reader`.
+ * One virtqueue.  The first part is the data plane's: the control thread
+ * changes it only while VHU_DP_RUNNING is clear and after
+ * vhu_mem_sync_reader() on `reader` (see vring.c), except the atomics.
  */
 struct vhu_vq {
-	struct vhu_mem_reader reader; /* data-plane section (also for memory) */
+	struct vhu_mem_reader reader; /* a burst is a read section */
 	_Atomic uint32_t dp_state;
 	uint32_t size;
 	bool packed;
+	bool event_idx;
+	bool indirect;
+	bool in_order;
+	bool inband_calls; /* in-band notifications when there is no call fd */
 	/* Ring in local memory, valid while RUNNING. */
 	void *desc;
 	void *avail; /* split: avail ring; packed: driver event suppression */
 	void *used;  /* split: used ring; packed: device event suppression */
 	uint16_t last_avail_idx;
 	bool avail_wrap;
-	uint16_t used_idx; /* packed: device's next used slot */
+	uint16_t used_idx; /* next used slot (split: the used ring's idx) */
 	bool used_wrap;
+	uint16_t shadow_avail_idx; /* split: avail->idx as last read */
+	uint16_t signalled_used;   /* used_idx at the last notification */
+	bool signalled_used_valid;
+	bool signalled_used_wrap;
+	uint16_t pending_used;     /* requests pushed since the last notify */
+	const struct vhu_memtable *mt; /* the burst's memory table */
+	struct vring_desc *bounce;     /* indirect tables that cross regions */
+	_Atomic int kick_fd;
 	_Atomic int call_fd;
 	_Atomic int err_fd;
+	struct vhu_logger dp_lg; /* the data plane's own rate limit */
+	_Atomic uint64_t st_popped, st_pushed, st_calls, st_calls_suppressed,
+		st_kicks, st_errors;
 
 	/* Control plane only. */
 	struct vhu_dev *dev __attribute__((aligned(64)));
@@ -55,7 +73,6 @@ struct vhu_vq {
 	bool broken;
 	bool has_addr;
 	bool kick_polling; /* SET_VRING_KICK with the no-fd bit */
-	int kick_fd;
 	struct vhu_vring_addr addr;
 } __attribute__((aligned(64)));
 
@@ -94,6 +111,7 @@ struct vhu_dev {
 	int listen_fd;
 	int conn_fd;
 	int backend_fd; /* back-end channel (SET_BACKEND_REQ_FD) */
+	pthread_mutex_t backend_lock; /* data planes send in-band calls too */
 	int log_call_fd; /* SET_LOG_FD */
 	struct vhu_rx rx;
 	uint32_t reconnect_min_ms;
@@ -129,6 +147,7 @@ int vhu_vq_start(struct vhu_vq *vq);
 void vhu_vq_stop(struct vhu_vq *vq);
 void vhu_vq_reset(struct vhu_vq *vq);
 int vhu_vq_set_enable(struct vhu_vq *vq, bool enable);
+void vhu_vq_set_kick_fd(struct vhu_vq *vq, int fd, bool polling);
 void vhu_vq_set_call_fd(struct vhu_vq *vq, int fd);
 void vhu_vq_set_err_fd(struct vhu_vq *vq, int fd);
 int vhu_vq_remap(struct vhu_vq *vq);
@@ -138,8 +157,9 @@ uint32_t vhu_vq_get_base(const struct vhu_vq *vq);
 int vhu_vq_set_base(struct vhu_vq *vq, uint32_t num);
 
 /* backend_chan.c */
-int vhu_backend_send(struct vhu_dev *dev, uint32_t request, const void *payload,
-		     uint32_t size);
+int vhu_backend_send(struct vhu_dev *dev, struct vhu_logger *lg, uint32_t request,
+		     const void *payload, uint32_t size);
+void vhu_backend_set_fd(struct vhu_dev *dev, int fd);
 void vhu_backend_close(struct vhu_dev *dev);
 
 static inline bool vhu_has_feature(const struct vhu_dev *dev, unsigned bit)

@@ -13,7 +13,7 @@
 #include <stdint.h>
 
 /* Front-end requests. */
-enum vhu_req {
+enum vhu_request {
 	VHU_REQ_NONE = 0,
 	VHU_REQ_GET_FEATURES = 1,
 	VHU_REQ_SET_FEATURES = 2,

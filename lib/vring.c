@@ -12,6 +12,8 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -20,7 +22,8 @@ void vhu_vq_init(struct vhu_dev *dev, struct vhu_vq *vq, uint16_t index)
 	memset(vq, 0, sizeof(*vq));
 	vq->dev = dev;
 	vq->index = index;
-	vq->kick_fd = -1;
+	vq->dp_lg = dev->lg;
+	atomic_store_explicit(&vq->kick_fd, -1, memory_order_relaxed);
 	atomic_store_explicit(&vq->call_fd, -1, memory_order_relaxed);
 	atomic_store_explicit(&vq->err_fd, -1, memory_order_relaxed);
 	atomic_store_explicit(&vq->dp_state, 0, memory_order_relaxed);
@@ -28,19 +31,37 @@ void vhu_vq_init(struct vhu_dev *dev, struct vhu_vq *vq, uint16_t index)
 	vq->avail_wrap = vq->used_wrap = true;
 }
 
+/*
+ * Publish started/enabled/broken to the data plane.  The data plane may set
+ * BROKEN itself at any time (a bad ring), so keep that bit unless this is a
+ * fresh start (@clear_broken).
+ */
+static void vq_publish(struct vhu_vq *vq, bool clear_broken)
+{
+	uint32_t old = atomic_load_explicit(&vq->dp_state, memory_order_relaxed);
+	uint32_t s;
+
+	do {
+		if (!clear_broken && (old & VHU_DP_BROKEN))
+			vq->broken = true;
+		s = 0;
+		if (vq->started && !vq->broken)
+			s |= VHU_DP_RUNNING;
+		if (vq->enabled)
+			s |= VHU_DP_ENABLED;
+		if (vq->broken)
+			s |= VHU_DP_BROKEN;
+		/* Release pairs with the acquire load of dp_state in
+		 * vhu_vq_begin(): ring pointers and indexes written before are
+		 * seen by the burst that sees RUNNING. */
+	} while (!atomic_compare_exchange_weak_explicit(&vq->dp_state, &old, s,
+							memory_order_release,
+							memory_order_relaxed));
+}
+
 static void vq_publish_state(struct vhu_vq *vq)
 {
-	uint32_t s = 0;
-
-	if (vq->started && !vq->broken)
-		s |= VHU_DP_RUNNING;
-	if (vq->enabled)
-		s |= VHU_DP_ENABLED;
-	if (vq->broken)
-		s |= VHU_DP_BROKEN;
-	/* Release pairs with the data plane's acquire load of dp_state at the
-	 * start of a burst: ring pointers and indexes written before are seen. */
-	atomic_store_explicit(&vq->dp_state, s, memory_order_release);
+	vq_publish(vq, false);
 }
 
 /* Clear RUNNING and wait for a burst in progress to finish. */
@@ -69,6 +90,20 @@ static void swap_fd(struct vhu_vq *vq, _Atomic int *slot, int fd)
 		vhu_mem_sync_reader(&vq->reader);
 		close(old);
 	}
+}
+
+void vhu_vq_set_kick_fd(struct vhu_vq *vq, int fd, bool polling)
+{
+	if (fd >= 0) {
+		/* We read it to clear kicks and must never block there.  The
+		 * front-end's eventfds are non-blocking already (QEMU, DPDK). */
+		int fl = fcntl(fd, F_GETFL);
+
+		if (fl >= 0 && !(fl & O_NONBLOCK))
+			fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+	}
+	swap_fd(vq, &vq->kick_fd, fd);
+	vq->kick_polling = polling;
 }
 
 void vhu_vq_set_call_fd(struct vhu_vq *vq, int fd)
@@ -104,7 +139,7 @@ void vhu_vq_mark_broken(struct vhu_vq *vq)
 	} else if (vhu_has_protocol(dev, VHU_PF_INBAND_NOTIFICATIONS)) {
 		struct vhu_vring_state st = { .index = vq->index, .num = 0 };
 
-		vhu_backend_send(dev, VHU_BREQ_VRING_ERR, &st, sizeof(st));
+		vhu_backend_send(dev, &dev->lg, VHU_BREQ_VRING_ERR, &st, sizeof(st));
 	}
 	vhu_dev_queue_event(dev, vq->index, VHU_QUEUE_BROKEN);
 	vhu_dev_check_ready(dev);
@@ -190,11 +225,23 @@ int vhu_vq_start(struct vhu_vq *vq)
 	vq->desc = d;
 	vq->avail = a;
 	vq->used = u;
+	vq->event_idx = vhu_has_feature(dev, VHU_F_EVENT_IDX);
+	vq->indirect = vhu_has_feature(dev, VHU_F_INDIRECT_DESC);
+	vq->in_order = vhu_has_feature(dev, VHU_F_IN_ORDER);
+	vq->inband_calls = vhu_has_protocol(dev, VHU_PF_INBAND_NOTIFICATIONS);
+	if (!vq->packed) {
+		/* The used index lives in guest memory (spec: GET_VRING_BASE
+		 * carries only the avail side for split rings). */
+		vq->used_idx = ld16(VRING_USED_IDX(u));
+		vq->shadow_avail_idx = vq->last_avail_idx;
+	}
+	vq->signalled_used_valid = false;
+	vq->pending_used = 0;
 	vq->started = true;
 	vq->broken = false;
 	if (!vhu_has_feature(dev, VHU_F_PROTOCOL_FEATURES))
 		vq->enabled = true; /* no SET_VRING_ENABLE will come */
-	vq_publish_state(vq);
+	vq_publish(vq, true);
 	vhu_dev_queue_event(dev, vq->index, VHU_QUEUE_STARTED);
 	if (vq->enabled)
 		vhu_dev_queue_event(dev, vq->index, VHU_QUEUE_ENABLED);
@@ -235,11 +282,7 @@ void vhu_vq_stop(struct vhu_vq *vq)
 	vq->started = false;
 	vq->desc = vq->avail = vq->used = NULL;
 	vq_publish_state(vq);
-	if (vq->kick_fd >= 0) {
-		close(vq->kick_fd);
-		vq->kick_fd = -1;
-	}
-	vq->kick_polling = false;
+	vhu_vq_set_kick_fd(vq, -1, false);
 	vhu_vq_set_call_fd(vq, -1);
 	vhu_dev_queue_event(vq->dev, vq->index, VHU_QUEUE_STOPPED);
 	vhu_dev_check_ready(vq->dev);
@@ -249,9 +292,7 @@ void vhu_vq_stop(struct vhu_vq *vq)
 void vhu_vq_reset(struct vhu_vq *vq)
 {
 	vhu_vq_stop(vq);
-	if (vq->kick_fd >= 0)
-		close(vq->kick_fd);
-	vq->kick_fd = -1;
+	vhu_vq_set_kick_fd(vq, -1, false);
 	vhu_vq_set_call_fd(vq, -1);
 	vhu_vq_set_err_fd(vq, -1);
 	vq->size = 0;
@@ -263,7 +304,9 @@ void vhu_vq_reset(struct vhu_vq *vq)
 	vq->last_avail_idx = vq->used_idx = 0;
 	vq->avail_wrap = vq->used_wrap = true;
 	memset(&vq->addr, 0, sizeof(vq->addr));
-	vq_publish_state(vq);
+	free(vq->bounce);
+	vq->bounce = NULL;
+	vq_publish(vq, true);
 }
 
 int vhu_vq_set_enable(struct vhu_vq *vq, bool enable)
@@ -337,11 +380,14 @@ void vhu_vq_fill_info(const struct vhu_vq *vq, struct vhu_queue_info *info)
 	info->packed = vq->packed || vhu_has_feature(vq->dev, VHU_F_RING_PACKED);
 	info->started = vq->started;
 	info->enabled = vq->enabled;
-	info->broken = vq->broken;
+	info->broken = vq->broken ||
+		       (atomic_load_explicit(&vq->dp_state, memory_order_relaxed) &
+			VHU_DP_BROKEN);
 	info->has_addr = vq->has_addr;
-	info->kick_fd = vq->kick_fd;
+	info->kick_fd = atomic_load_explicit(&vq->kick_fd, memory_order_relaxed);
 	info->call_fd = atomic_load_explicit(&vq->call_fd, memory_order_relaxed);
 	info->err_fd = atomic_load_explicit(&vq->err_fd, memory_order_relaxed);
+	/* The data plane owns the indexes while the ring runs. */
 	info->last_avail_idx = vq->last_avail_idx;
 	info->avail_wrap = vq->avail_wrap;
 	info->used_idx = vq->used_idx;

@@ -63,5 +63,6 @@ VHU_API const char *vhu_request_name(uint32_t request);
 #endif
 
 #include <vhu/dev.h>
+#include <vhu/vq.h>
 
 #endif

@@ -1,0 +1,131 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* Shared by the split and packed ring code: building a request's segments
+ * from descriptors, and failing a queue from the data plane. */
+#ifndef VHU_VQ_INTERNAL_H
+#define VHU_VQ_INTERNAL_H
+
+#include <errno.h>
+
+#include "internal.h"
+
+/* Largest indirect table accepted (entries), the largest ring size. */
+#define VHU_MAX_INDIRECT VHU_MAX_QUEUE_SIZE
+
+/* A request being assembled. */
+struct vhu_chain {
+	const struct vhu_memtable *mt;
+	struct vhu_seg *segs;
+	unsigned cap;
+	unsigned n;
+	uint16_t nr_out;
+	uint16_t nr_in;
+	uint64_t out_len;
+	uint64_t in_len;
+	bool seen_write;
+	const char *why; /* reason of -EIO */
+};
+
+static inline void chain_init(struct vhu_chain *c, const struct vhu_memtable *mt,
+			      struct vhu_seg *segs, unsigned cap)
+{
+	c->mt = mt;
+	c->segs = segs;
+	c->cap = cap;
+	c->n = 0;
+	c->nr_out = c->nr_in = 0;
+	c->out_len = c->in_len = 0;
+	c->seen_write = false;
+	c->why = NULL;
+}
+
+/*
+ * Add one descriptor's buffer: translated, split at region boundaries.
+ * -EIO (c->why says why) for a buffer the guest got wrong, -ENOBUFS when
+ * the caller's segment array is full.
+ */
+static inline int chain_add(struct vhu_chain *c, uint64_t addr, uint32_t len,
+			    bool write)
+{
+	uint64_t end;
+
+	if (write) {
+		c->seen_write = true;
+	} else if (unlikely(c->seen_write)) {
+		c->why = "device-readable descriptor after a device-writable one";
+		return -EIO;
+	}
+	if (len == 0)
+		return 0; /* nothing to access: the address is never used */
+	if (unlikely(__builtin_add_overflow(addr, (uint64_t)len, &end))) {
+		c->why = "buffer address + length wraps around";
+		return -EIO;
+	}
+	if (write)
+		c->in_len += len;
+	else
+		c->out_len += len;
+	if (unlikely(c->in_len > UINT32_MAX || c->out_len > UINT32_MAX)) {
+		c->why = "request longer than 4 GiB";
+		return -EIO;
+	}
+	while (len) {
+		uint64_t chunk = len;
+		void *p = vhu_gpa_to_va(c->mt, addr, &chunk);
+
+		if (unlikely(!p)) {
+			c->why = "buffer outside guest memory";
+			return -EIO;
+		}
+		if (unlikely(c->n == c->cap))
+			return -ENOBUFS;
+		c->segs[c->n].addr = p;
+		c->segs[c->n].len = (uint32_t)chunk;
+		c->n++;
+		if (write)
+			c->nr_in++;
+		else
+			c->nr_out++;
+		addr += chunk;
+		len -= (uint32_t)chunk;
+	}
+	return 0;
+}
+
+static inline void chain_to_req(const struct vhu_chain *c, struct vhu_req *req)
+{
+	req->segs = c->segs;
+	req->nr_out = c->nr_out;
+	req->nr_in = c->nr_in;
+	req->out_len = (uint32_t)c->out_len;
+	req->in_len = (uint32_t)c->in_len;
+}
+
+/* The local copy of an indirect table of @len bytes at @gpa: in place when
+ * it is contiguous, else copied piece by piece into the queue's bounce
+ * buffer.  NULL (c->why set) when the guest got it wrong. */
+const void *vhu_vq_indirect_table(struct vhu_vq *vq, struct vhu_chain *c,
+				  uint64_t gpa, uint32_t len);
+
+/* The data plane found the ring broken: stop it, count, log (rate
+ * limited), signal the error eventfd.  Returns -EIO. */
+__attribute__((format(printf, 2, 3)))
+int vhu_vq_fail(struct vhu_vq *vq, const char *fmt, ...);
+
+/* Split and packed implementations (vq_split.c, vq_packed.c). */
+int vhu_vq_pop_split(struct vhu_vq *vq, struct vhu_req *reqs, unsigned max,
+		     struct vhu_seg *segs, unsigned nsegs);
+int vhu_vq_push_split(struct vhu_vq *vq, const struct vhu_req *reqs,
+		      const uint32_t *written, unsigned n);
+bool vhu_vq_need_call_split(struct vhu_vq *vq);
+int vhu_vq_set_kicks_split(struct vhu_vq *vq, bool on);
+bool vhu_vq_avail_split(struct vhu_vq *vq);
+
+int vhu_vq_pop_packed(struct vhu_vq *vq, struct vhu_req *reqs, unsigned max,
+		      struct vhu_seg *segs, unsigned nsegs);
+int vhu_vq_push_packed(struct vhu_vq *vq, const struct vhu_req *reqs,
+		       const uint32_t *written, unsigned n);
+bool vhu_vq_need_call_packed(struct vhu_vq *vq);
+int vhu_vq_set_kicks_packed(struct vhu_vq *vq, bool on);
+bool vhu_vq_avail_packed(struct vhu_vq *vq);
+
+#endif

@@ -1,0 +1,234 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* Packed virtqueues (VIRTIO 1.2 §2.8), device side. */
+#include "vq.h"
+
+#include <errno.h>
+
+/* Is a descriptor with @flags available in the lap of wrap counter @wrap? */
+static inline bool desc_avail(uint16_t flags, bool wrap)
+{
+	bool avail = flags & VRING_PACKED_DESC_F_AVAIL;
+	bool used = flags & VRING_PACKED_DESC_F_USED;
+
+	return avail == wrap && used != wrap;
+}
+
+/* Every entry of a packed indirect table is one buffer; only WRITE counts. */
+static int walk_indirect(struct vhu_vq *vq, struct vhu_chain *c, uint64_t addr,
+			 uint32_t len, uint16_t slot)
+{
+	const struct vring_packed_desc *t = vhu_vq_indirect_table(vq, c, addr, len);
+	uint32_t n = len / sizeof(*t);
+
+	if (unlikely(!t))
+		return vhu_vq_fail(vq, "slot %u: %s", slot, c->why);
+	for (uint32_t i = 0; i < n; i++) {
+		uint64_t a = ld64(&t[i].addr);
+		uint32_t l = ld32(&t[i].len);
+		uint16_t f = ld16(&t[i].flags);
+		int rc = chain_add(c, a, l, f & VRING_DESC_F_WRITE);
+
+		if (unlikely(rc)) {
+			if (rc == -ENOBUFS)
+				return rc;
+			return vhu_vq_fail(vq, "slot %u indirect entry %u: %s", slot,
+					   i, c->why);
+		}
+	}
+	return 0;
+}
+
+/*
+ * Walk the chain starting at vq->last_avail_idx, whose first flags are
+ * @flags.  On success the request's buffer id and descriptor count are
+ * set and *pos / *wrap point past the chain.
+ */
+static int walk_chain(struct vhu_vq *vq, uint16_t flags, struct vhu_chain *c,
+		      struct vhu_req *req, uint16_t *pos, bool *wrap)
+{
+	const struct vring_packed_desc *ring = vq->desc;
+	uint16_t slot = vq->last_avail_idx, first = slot;
+	bool w = vq->avail_wrap;
+	uint32_t count = 0;
+
+	for (;;) {
+		const struct vring_packed_desc *d = &ring[slot];
+		uint64_t addr = ld64(&d->addr);
+		uint32_t len = ld32(&d->len);
+		uint16_t id = ld16(&d->id);
+		int rc;
+
+		if (count > 0) {
+			flags = ld16(&d->flags);
+			if (unlikely(!desc_avail(flags, w)))
+				return vhu_vq_fail(vq, "chain at slot %u: descriptor "
+						   "%u is not available in this lap "
+						   "(flags 0x%x)", first, slot, flags);
+		}
+		if (flags & VRING_DESC_F_INDIRECT) {
+			if (unlikely(!vq->indirect))
+				return vhu_vq_fail(vq, "indirect descriptor without "
+						   "VIRTIO_F_INDIRECT_DESC (slot %u)",
+						   slot);
+			if (unlikely(count > 0 || (flags & VRING_DESC_F_NEXT)))
+				return vhu_vq_fail(vq, "indirect descriptor chained "
+						   "with others (slot %u)", slot);
+			rc = walk_indirect(vq, c, addr, len, slot);
+		} else {
+			rc = chain_add(c, addr, len, flags & VRING_DESC_F_WRITE);
+			if (unlikely(rc == -EIO))
+				return vhu_vq_fail(vq, "slot %u: %s (addr 0x%llx len "
+						   "%u)", slot, c->why,
+						   (unsigned long long)addr, len);
+		}
+		if (unlikely(rc))
+			return rc;
+		count++;
+		if (++slot == vq->size) {
+			slot = 0;
+			w = !w;
+		}
+		if (!(flags & VRING_DESC_F_NEXT)) {
+			if (unlikely(id >= vq->size))
+				return vhu_vq_fail(vq, "buffer id %u at slot %u; the "
+						   "ring has %u", id, first, vq->size);
+			req->id = id;
+			req->ndesc = (uint16_t)count;
+			*pos = slot;
+			*wrap = w;
+			return 0;
+		}
+		if (unlikely(count >= vq->size))
+			return vhu_vq_fail(vq, "chain at slot %u longer than the "
+					   "ring (%u)", first, vq->size);
+	}
+}
+
+int vhu_vq_pop_packed(struct vhu_vq *vq, struct vhu_req *reqs, unsigned max,
+		      struct vhu_seg *segs, unsigned nsegs)
+{
+	const struct vring_packed_desc *ring = vq->desc;
+	unsigned n = 0, used_segs = 0;
+
+	while (n < max) {
+		/* Acquire, barrier [desc-flags]: the descriptors are read after
+		 * the head's flags; pairs with the driver's write barrier before
+		 * it makes the head available. */
+		uint16_t flags = ld16_acquire(&ring[vq->last_avail_idx].flags);
+		struct vhu_chain c;
+		uint16_t pos;
+		bool wrap;
+		int rc;
+
+		if (!desc_avail(flags, vq->avail_wrap))
+			break;
+		chain_init(&c, vq->mt, segs + used_segs, nsegs - used_segs);
+		rc = walk_chain(vq, flags, &c, &reqs[n], &pos, &wrap);
+		if (unlikely(rc)) {
+			if (rc == -ENOBUFS && n > 0)
+				break;
+			return rc;
+		}
+		chain_to_req(&c, &reqs[n]);
+		used_segs += c.n;
+		vq->last_avail_idx = pos;
+		vq->avail_wrap = wrap;
+		n++;
+	}
+	return (int)n;
+}
+
+int vhu_vq_push_packed(struct vhu_vq *vq, const struct vhu_req *reqs,
+		       const uint32_t *written, unsigned n)
+{
+	struct vring_packed_desc *ring = vq->desc;
+	uint16_t slot = vq->used_idx, head_slot = slot, head_flags = 0;
+	bool wrap = vq->used_wrap;
+
+	for (unsigned i = 0; i < n; i++) {
+		uint32_t len = written ? written[i] : 0;
+		uint16_t flags = wrap ? VRING_PACKED_DESC_F_AVAIL |
+						VRING_PACKED_DESC_F_USED : 0;
+
+		if (unlikely(reqs[i].id >= vq->size || reqs[i].ndesc == 0 ||
+			     reqs[i].ndesc > vq->size))
+			return -EINVAL;
+		if (len > reqs[i].in_len)
+			len = reqs[i].in_len;
+		if (len)
+			flags |= VRING_DESC_F_WRITE;
+		st16(&ring[slot].id, reqs[i].id);
+		st32(&ring[slot].len, len);
+		if (i == 0)
+			head_flags = flags;
+		else
+			st16_release(&ring[slot].flags, flags);
+		slot = (uint16_t)(slot + reqs[i].ndesc);
+		if (slot >= vq->size) {
+			slot = (uint16_t)(slot - vq->size);
+			wrap = !wrap;
+		}
+	}
+	/* Release, barrier [used-flags]: the whole batch before its first
+	 * flags, which the driver polls; pairs with the driver's read barrier
+	 * after it sees a used descriptor. */
+	st16_release(&ring[head_slot].flags, head_flags);
+	vq->used_idx = slot;
+	vq->used_wrap = wrap;
+	return 0;
+}
+
+bool vhu_vq_need_call_packed(struct vhu_vq *vq)
+{
+	uint16_t old = vq->signalled_used, new_idx = vq->used_idx;
+	bool valid = vq->signalled_used_valid;
+	bool wrap = vq->used_wrap;
+	uint16_t off_wrap = ld16(VRING_EVENT_OFF_WRAP(vq->avail));
+	uint16_t flags = ld16(VRING_EVENT_FLAGS(vq->avail));
+	uint16_t off;
+
+	vq->signalled_used = new_idx;
+	vq->signalled_used_wrap = wrap;
+	vq->signalled_used_valid = true;
+	if (flags == VRING_EVENT_F_DISABLE)
+		return false;
+	if (flags != VRING_EVENT_F_DESC || !vq->event_idx || !valid)
+		return true;
+	/* Put the driver's event offset and both indexes in one lap. */
+	if (new_idx < old) {
+		new_idx = (uint16_t)(new_idx + vq->size);
+		wrap = !wrap;
+	}
+	off = off_wrap & VHU_PACKED_IDX_MASK;
+	if (wrap != (bool)(off_wrap >> VHU_PACKED_WRAP_BIT))
+		off = (uint16_t)(off - vq->size);
+	return vring_need_event(off, new_idx, old);
+}
+
+int vhu_vq_set_kicks_packed(struct vhu_vq *vq, bool on)
+{
+	void *ev = vq->used; /* device event suppression */
+
+	if (!on) {
+		st16(VRING_EVENT_FLAGS(ev), VRING_EVENT_F_DISABLE);
+		return 0;
+	}
+	if (vq->event_idx) {
+		st16(VRING_EVENT_OFF_WRAP(ev),
+		     (uint16_t)(vq->last_avail_idx |
+				((uint16_t)vq->avail_wrap << VHU_PACKED_WRAP_BIT)));
+		st16(VRING_EVENT_FLAGS(ev), VRING_EVENT_F_DESC);
+	} else {
+		st16(VRING_EVENT_FLAGS(ev), VRING_EVENT_F_ENABLE);
+	}
+	/* Barrier [kick-enable]: as for split rings. */
+	vhu_smp_mb();
+	return vhu_vq_avail_packed(vq);
+}
+
+bool vhu_vq_avail_packed(struct vhu_vq *vq)
+{
+	const struct vring_packed_desc *ring = vq->desc;
+
+	return desc_avail(ld16(&ring[vq->last_avail_idx].flags), vq->avail_wrap);
+}
