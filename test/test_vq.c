@@ -29,6 +29,7 @@
 #define MB (1024ull * 1024)
 
 struct env {
+	atomic_int kicked[2]; /* VHU_QUEUE_KICKED events (in-band kicks) */
 	struct vhu_dev *dev;
 	struct tu_backend *be;
 	struct vhu_fe *fe;
@@ -51,7 +52,22 @@ static int dev_ready(void *arg)
 	return vhu_dev_is_ready(((struct env *)arg)->dev);
 }
 
+static void on_queue(struct vhu_dev *dev, void *opaque, uint16_t q,
+		     enum vhu_queue_event ev)
+{
+	struct env *e = opaque;
+
+	if (ev == VHU_QUEUE_KICKED && q < 2)
+		atomic_fetch_add(&e->kicked[q], 1);
+}
+
+static const struct vhu_dev_ops env_ops = {
+	.sz = sizeof(env_ops),
+	.queue_event = on_queue,
+};
+
 struct env_opts {
+	bool inband;
 	bool packed;
 	uint16_t qsize;
 	uint64_t features_off;
@@ -65,6 +81,7 @@ static void env_up(struct env *e, const struct env_opts *o)
 	struct vhu_dev_opts d = {
 		.sz = sizeof(d), .name = "vq", .num_queues = 2,
 		.min_ready_queues = 2, .log = tu_log, .log_level = VHU_LOG_INFO,
+		.ops = &env_ops, .opaque = e,
 	};
 	struct vhu_fe_handshake_opts h = {
 		.sz = sizeof(h), .num_queues = 2,
@@ -72,6 +89,7 @@ static void env_up(struct env *e, const struct env_opts *o)
 		.features_off = o->features_off,
 		.mem_regions = o->regions ? o->regions : 2,
 		.mem_region_size = o->region_size ? o->region_size : 4 * MB,
+		.inband_notifications = o->inband,
 	};
 
 	memset(e, 0, sizeof(*e));
@@ -396,6 +414,84 @@ START_TEST(notification_suppression)
 		ck_assert_int_eq(vhu_fe_queue_wait_call(e.fe, 0, TMO, &calls), 0);
 		ck_assert_uint_eq(calls, 1);
 	}
+	env_down(&e);
+}
+END_TEST
+
+/* Without IN_ORDER the device may complete requests in any order. */
+START_TEST(out_of_order_completion)
+{
+	struct env e;
+	struct env_opts o = { .packed = _i & 1 };
+	struct vhu_vq *vq;
+	struct vhu_fe_ring *r;
+	struct vhu_fe_buf b;
+	struct vhu_req req[3];
+	struct vhu_seg segs[8];
+	static const int order[3] = { 2, 0, 1 };
+
+	env_up(&e, &o);
+	vq = vhu_dev_vq(e.dev, 0);
+	r = ring(&e, 0);
+	ck_assert(!vhu_vq_in_order(vq));
+	b = (struct vhu_fe_buf){ galloc(&e, 32), 32 };
+	for (uintptr_t i = 0; i < 3; i++)
+		ck_assert_int_ge(vhu_fe_ring_add(r, &b, 0, 1, (void *)(i + 1)), 0);
+	vhu_fe_ring_publish(r);
+	vhu_vq_begin(vq);
+	ck_assert_int_eq(vhu_vq_pop(vq, req, 3, segs, 8), 3);
+	for (int i = 0; i < 3; i++) {
+		uint32_t w = (uint32_t)(10 + order[i]);
+
+		ck_assert_int_eq(vhu_vq_push(vq, &req[order[i]], &w, 1), 0);
+	}
+	vhu_vq_notify(vq);
+	vhu_vq_end(vq);
+	for (int i = 0; i < 3; i++) {
+		uint32_t len;
+		void *tok;
+
+		ck_assert_int_eq(vhu_fe_ring_get_used(r, NULL, &len, &tok), 1);
+		ck_assert_ptr_eq(tok, (void *)(uintptr_t)(order[i] + 1));
+		ck_assert_uint_eq(len, 10u + (unsigned)order[i]);
+	}
+	env_down(&e);
+}
+END_TEST
+
+/* In-band notifications: VRING_KICK reaches the application as a queue
+ * event, and with no call fd a used buffer is signalled with
+ * BACKEND_VRING_CALL on the back-end channel. */
+START_TEST(inband_notifications)
+{
+	struct env e;
+	struct env_opts o = { .packed = _i & 1, .inband = true };
+	struct vhu_vq *vq;
+	struct vhu_fe_breq breq;
+	struct vhu_req req;
+	struct vhu_seg segs[4];
+	struct vhu_fe_buf b;
+
+	env_up(&e, &o);
+	vq = vhu_dev_vq(e.dev, 0);
+	ck_assert_int_eq(vhu_fe_set_vring_call(e.fe, 0, -1), 0);
+	ck_assert_int_eq(vhu_fe_queue_set_inband(e.fe, 0, true), 0);
+	b = (struct vhu_fe_buf){ galloc(&e, 32), 32 };
+	ck_assert_int_ge(vhu_fe_ring_add(ring(&e, 0), &b, 0, 1, NULL), 0);
+	vhu_fe_ring_publish(ring(&e, 0));
+	ck_assert_int_eq(vhu_fe_queue_kick(e.fe, 0), 0);
+	fe_sync(&e);
+	ck_assert_int_eq(atomic_load(&e.kicked[0]), 1);
+	vhu_vq_begin(vq);
+	ck_assert_int_eq(vhu_vq_pop(vq, &req, 1, segs, 4), 1);
+	ck_assert_int_eq(vhu_vq_push(vq, &req, NULL, 1), 0);
+	ck_assert_int_eq(vhu_vq_notify(vq), 1);
+	vhu_vq_end(vq);
+	ck_assert_int_eq(vhu_fe_backend_recv(e.fe, &breq, TMO), 0);
+	ck_assert_uint_eq(breq.hdr.request, VHU_BREQ_VRING_CALL);
+	ck_assert_uint_eq(breq.hdr.size, sizeof(struct vhu_vring_state));
+	ck_assert_uint_eq(((struct vhu_vring_state *)breq.payload)->index, 0);
+	vhu_fe_breq_close_fds(&breq);
 	env_down(&e);
 }
 END_TEST
@@ -1034,6 +1130,8 @@ int main(void)
 	tcase_add_loop_test(b, straddling_buffers, 0, 2);
 	tcase_add_loop_test(b, notification_suppression, 0, 4);
 	tcase_add_loop_test(b, wrap_around, 0, 2);
+	tcase_add_loop_test(b, out_of_order_completion, 0, 2);
+	tcase_add_loop_test(b, inband_notifications, 0, 2);
 	tcase_add_loop_test(b, ring_sizes, 0, 2);
 	tcase_add_loop_test(b, segment_capacity, 0, 2);
 	tcase_add_loop_test(b, stop_during_burst, 0, 2);
