@@ -5,7 +5,7 @@
 #   1. installs what is missing (apt-get),
 #   2. builds with gcc and with clang (-Werror) and runs every Check suite
 #      and the install/pkg-config consumer test (ctest),
-#   3. runs the Check suites again under valgrind memcheck,
+#   3. runs the Check suites again under ASan+UBSan and valgrind memcheck,
 #   4. runs the interop tests against real peers: QEMU booting a Linux guest,
 #      and DPDK's virtio_user (dpdk-testpmd).
 # Prints "N passed, N failed" (one line per stage and a total) and exits
@@ -46,6 +46,20 @@ for cc in gcc clang; do
 		result "build-$cc" 1
 	fi
 done
+
+stage "AddressSanitizer + UndefinedBehaviorSanitizer (clang)"
+dir=build-test-asan
+if cmake -S . -B "$dir" -DCMAKE_C_COMPILER=clang -DVHU_SANITIZE=ON \
+	-DCMAKE_BUILD_TYPE=Debug >"$dir.configure.log" 2>&1 &&
+	cmake --build "$dir" -j"$jobs" >"$dir.build.log" 2>&1; then
+	(cd "$dir" && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+		ctest --output-on-failure -j"$jobs" -E install_consumer)
+	result "asan-ubsan" $?
+else
+	tail -n 40 "$dir.build.log"
+	result "asan-ubsan" 1
+fi
 
 stage "valgrind memcheck"
 for t in build-test-gcc/test/test_*; do

@@ -46,9 +46,22 @@ int tu_under_valgrind(void)
 	return p && strstr(p, "valgrind") != NULL;
 }
 
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TU_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__) && !defined(TU_ASAN)
+#define TU_ASAN 1
+#endif
+
 long tu_rss_bound(long pages)
 {
+#ifdef TU_ASAN
+	return 1L << 40; /* ASan's quarantine holds freed memory */
+#else
 	return tu_under_valgrind() ? 1L << 40 : pages;
+#endif
 }
 
 const char *tu_sock_path(const char *tag)
