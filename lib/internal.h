@@ -43,6 +43,7 @@ struct vhu_vq {
 	bool indirect;
 	bool in_order;
 	bool inband_calls; /* in-band notifications when there is no call fd */
+	uint64_t features;  /* negotiated, copied at start */
 	/* Ring in local memory, valid while RUNNING. */
 	void *desc;
 	void *avail; /* split: avail ring; packed: driver event suppression */
@@ -64,6 +65,7 @@ struct vhu_vq {
 	struct vhu_logger dp_lg; /* the data plane's own rate limit */
 	_Atomic uint64_t st_popped, st_pushed, st_calls, st_calls_suppressed,
 		st_kicks, st_errors;
+	_Atomic uint64_t net_st[7]; /* struct vhu_net_stats, in order */
 
 	/* Control plane only. */
 	struct vhu_dev *dev __attribute__((aligned(64)));

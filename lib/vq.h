@@ -111,6 +111,26 @@ const void *vhu_vq_indirect_table(struct vhu_vq *vq, struct vhu_chain *c,
 __attribute__((format(printf, 2, 3)))
 int vhu_vq_fail(struct vhu_vq *vq, const char *fmt, ...);
 
+/* Where the next pop starts; restored to give back requests taken but not
+ * used (virtio-net reserving mergeable buffers). */
+struct vhu_vq_mark {
+	uint16_t last_avail_idx;
+	bool avail_wrap;
+};
+
+static inline struct vhu_vq_mark vhu_vq_mark(const struct vhu_vq *vq)
+{
+	return (struct vhu_vq_mark){ vq->last_avail_idx, vq->avail_wrap };
+}
+
+static inline void vhu_vq_rewind(struct vhu_vq *vq, struct vhu_vq_mark m,
+				 unsigned popped)
+{
+	vq->last_avail_idx = m.last_avail_idx;
+	vq->avail_wrap = m.avail_wrap;
+	atomic_fetch_sub_explicit(&vq->st_popped, popped, memory_order_relaxed);
+}
+
 /* Split and packed implementations (vq_split.c, vq_packed.c). */
 int vhu_vq_pop_split(struct vhu_vq *vq, struct vhu_req *reqs, unsigned max,
 		     struct vhu_seg *segs, unsigned nsegs);

@@ -116,8 +116,8 @@ int vhu_vq_pop_packed(struct vhu_vq *vq, struct vhu_req *reqs, unsigned max,
 		 * it makes the head available. */
 		uint16_t flags = ld16_acquire(&ring[vq->last_avail_idx].flags);
 		struct vhu_chain c;
-		uint16_t pos;
-		bool wrap;
+		uint16_t pos = 0; /* set by walk_chain() when it returns 0 */
+		bool wrap = false;
 		int rc;
 
 		if (!desc_avail(flags, vq->avail_wrap))

@@ -225,6 +225,7 @@ int vhu_vq_start(struct vhu_vq *vq)
 	vq->desc = d;
 	vq->avail = a;
 	vq->used = u;
+	vq->features = dev->features;
 	vq->event_idx = vhu_has_feature(dev, VHU_F_EVENT_IDX);
 	vq->indirect = vhu_has_feature(dev, VHU_F_INDIRECT_DESC);
 	vq->in_order = vhu_has_feature(dev, VHU_F_IN_ORDER);

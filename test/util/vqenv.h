@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * A device with live rings for data-plane tests: a vhu device in server
+ * mode whose control plane a helper thread serves (tu_backend), and the
+ * in-tree front-end (vhu_fe) after QEMU's handshake.  The test thread is
+ * the data plane.  Built into the suites that include this header.
+ */
+#ifndef VHU_VQENV_H
+#define VHU_VQENV_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <vhu/vhu.h>
+
+#include "fe.h"
+#include "testutil.h"
+
+#define TMO 3000 /* ms, every wait in the data-plane suites */
+#define MB (1024ull * 1024)
+#define ENV_MAX_QUEUES 16
+
+struct env {
+	atomic_int kicked[ENV_MAX_QUEUES]; /* VHU_QUEUE_KICKED (in-band kicks) */
+	struct vhu_dev *dev;
+	struct tu_backend *be;
+	struct vhu_fe *fe;
+	bool packed;
+	uint16_t qsize;
+	uint16_t nq;
+	int errfd[2]; /* the error eventfds of queues 0 and 1 */
+};
+
+struct env_opts {
+	bool inband;            /* ack INBAND_NOTIFICATIONS */
+	bool packed;
+	uint16_t qsize;         /* default 256 */
+	uint16_t num_queues;    /* default 2 */
+	uint64_t device_features;
+	uint64_t features_off;  /* features the front-end does not ack */
+	unsigned regions;       /* default 2 */
+	uint64_t region_size;   /* default 4 MiB */
+};
+
+/* Set up: device, front-end, handshake, device ready, error fds. */
+void env_up(struct env *e, const struct env_opts *o);
+void env_down(struct env *e);
+/* Everything the front-end sent so far has been handled. */
+void fe_sync(struct env *e);
+struct vhu_fe_ring *ring(struct env *e, int q);
+/* Guest memory: allocate (64-byte aligned), fill with a pattern. */
+uint64_t galloc(struct env *e, uint64_t size);
+void fill(struct env *e, uint64_t gpa, uint32_t len, uint8_t seed);
+/* Wait until queue @q's kick eventfd is readable. */
+void wait_kick(struct env *e, int q);
+
+#endif
