@@ -8,7 +8,7 @@ VHU_PACKAGES=(
 	check valgrind                           # unit tests
 	libev-dev libhugetlbfs-dev               # examples, libev glue
 	libxdp-dev libbpf-dev                    # vhu-l2fwd (AF_XDP)
-	dpdk qemu-system-x86 busybox-static      # real peers for interop tests
+	dpdk dpdk-dev qemu-system-x86 busybox-static # real peers (dpdk-testpmd is in dpdk-dev)
 	cpio kmod xz-utils zstd iproute2 ethtool # guest image, namespaces
 )
 
