@@ -93,9 +93,10 @@ const void *vhu_vq_indirect_table(struct vhu_vq *vq, struct vhu_chain *c,
 		return NULL;
 	}
 	p = vhu_gpa_to_va_whole(c->mt, gpa, len);
-	if (likely(p))
+	if (likely(p && !(gpa & 7)))
 		return p;
-	/* The table crosses regions (or is not mapped at all): copy it. */
+	/* The table crosses regions, is not 8-byte aligned (its fields could
+	 * not be loaded in one access), or is not mapped at all: copy it. */
 	if (!vq->bounce) {
 		vq->bounce = malloc(VHU_MAX_INDIRECT * sizeof(struct vring_desc));
 		if (!vq->bounce) {

@@ -1,0 +1,247 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#include "fuzz_common.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+uint8_t fz_u8(struct fz_in *in)
+{
+	uint8_t v = 0;
+
+	fz_bytes(in, &v, 1);
+	return v;
+}
+
+uint16_t fz_u16(struct fz_in *in)
+{
+	uint16_t v = 0;
+
+	fz_bytes(in, &v, 2);
+	return v;
+}
+
+uint32_t fz_u32(struct fz_in *in)
+{
+	uint32_t v = 0;
+
+	fz_bytes(in, &v, 4);
+	return v;
+}
+
+uint64_t fz_u64(struct fz_in *in)
+{
+	uint64_t v = 0;
+
+	fz_bytes(in, &v, 8);
+	return v;
+}
+
+size_t fz_bytes(struct fz_in *in, void *dst, size_t n)
+{
+	size_t k = n < in->left ? n : in->left;
+
+	memcpy(dst, in->p, k);
+	if (k < n)
+		memset((uint8_t *)dst + k, 0, n - k);
+	in->p += k;
+	in->left -= k;
+	return k;
+}
+
+int fz_make_fd(struct fz_in *in, uint8_t kind)
+{
+	int fd = -1, sp[2], pp[2];
+
+	switch (kind % 8) {
+	case 0:
+	case 1: { /* memfd, maybe sealed against shrinking */
+		uint32_t size = (fz_u16(in) + 1u) * 4096u;
+
+		fd = memfd_create("fuzz", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+		if (fd >= 0 && ftruncate(fd, size) == 0 && kind % 8 == 1)
+			fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK);
+		return fd;
+	}
+	case 2:
+	case 3:
+		return eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	case 4:
+		if (pipe2(pp, O_CLOEXEC))
+			return -1;
+		close(pp[1]);
+		return pp[0];
+	case 5:
+		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp))
+			return -1;
+		close(sp[1]);
+		return sp[0];
+	case 6:
+		return open("/dev/null", O_RDWR | O_CLOEXEC);
+	default:
+		return -1;
+	}
+}
+
+static void fz_log(void *o, enum vhu_log_level l, const char *d, const char *m)
+{
+	(void)o;
+	(void)l;
+	(void)d;
+	(void)m;
+}
+
+struct vhu_dev *fz_dev_connected(int *peer, uint16_t num_queues)
+{
+	int sp[2];
+	struct vhu_dev_opts o = {
+		.sz = sizeof(o), .name = "fuzz", .num_queues = num_queues,
+		.log = fz_log, .log_level = VHU_LOG_DEBUG,
+		.device_features = 1ull << 15,
+	};
+	struct vhu_dev *dev = vhu_dev_new(&o);
+
+	if (!dev || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp)) {
+		vhu_dev_free(dev);
+		return NULL;
+	}
+	if (vhu_dev_attach_fd(dev, sp[0])) {
+		close(sp[1]);
+		vhu_dev_free(dev);
+		return NULL;
+	}
+	*peer = sp[1];
+	return dev;
+}
+
+void fz_pump(struct vhu_dev *dev, int peer)
+{
+	char buf[4096];
+	int fds[8];
+
+	for (int i = 0; i < 64 && vhu_dev_poll(dev, 0) > 0; i++) {
+		/* drain replies (and the fds a reply could carry) */
+		for (;;) {
+			union {
+				char c[CMSG_SPACE(sizeof(fds))];
+				struct cmsghdr a;
+			} ctl;
+			struct iovec iov = { buf, sizeof(buf) };
+			struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
+					     .msg_control = ctl.c,
+					     .msg_controllen = sizeof(ctl.c) };
+
+			if (recvmsg(peer, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC) <= 0)
+				break;
+			for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c;
+			     c = CMSG_NXTHDR(&mh, c)) {
+				size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+
+				memcpy(fds, CMSG_DATA(c), n * sizeof(int));
+				for (size_t k = 0; k < n; k++)
+					close(fds[k]);
+			}
+		}
+	}
+}
+
+int fz_rings_up(struct fz_rings *r, uint64_t features, uint32_t size, int nq)
+{
+	static const uint64_t gpas[FZ_NREGIONS] = { 0, FZ_REGION, 0x100000 };
+	struct vhu_mem_region regs[FZ_NREGIONS];
+	int fds[FZ_NREGIONS];
+	struct vhu_dev_opts o = {
+		.sz = sizeof(o), .name = "fuzz-rings", .num_queues = 2,
+		.log = fz_log, .log_level = VHU_LOG_DEBUG,
+		.device_features = (1ull << 15) | 1 | 2 | (1ull << 11) | (1ull << 7),
+	};
+
+	memset(r, 0, sizeof(*r));
+	r->dev = vhu_dev_new(&o);
+	if (!r->dev)
+		return -1;
+	for (int i = 0; i < FZ_NREGIONS; i++) {
+		fds[i] = memfd_create("guest", MFD_CLOEXEC);
+		if (fds[i] < 0 || ftruncate(fds[i], FZ_REGION))
+			abort();
+		r->mem[i] = mmap(NULL, FZ_REGION, PROT_READ | PROT_WRITE, MAP_SHARED,
+				 fds[i], 0);
+		if (r->mem[i] == MAP_FAILED)
+			abort();
+		r->gpa[i] = gpas[i];
+		regs[i] = (struct vhu_mem_region){ gpas[i], FZ_REGION, gpas[i] + FZ_UVA, 0 };
+	}
+	/* The fds go to the device (it closes them); our mappings stay. */
+	if (vhu_mem_set_table(&r->dev->mem, regs, fds, FZ_NREGIONS))
+		abort();
+	r->dev->features = features & r->dev->offered_features;
+	r->dev->features_set = true;
+	r->dev->owner = true;
+	for (int q = 0; q < nq; q++) {
+		struct vhu_vq *vq = &r->dev->vqs[q];
+
+		vq->size = size;
+		vq->addr = (struct vhu_vring_addr){
+			.index = (uint32_t)q,
+			.desc_user_addr = FZ_UVA + (uint64_t)q * 0x8000,
+			.avail_user_addr = FZ_UVA + 0x6000 + (uint64_t)q * 0x8000,
+			.used_user_addr = FZ_UVA + 0x7000 + (uint64_t)q * 0x8000,
+		};
+		vq->has_addr = true;
+		if (vhu_vq_start(vq))
+			return -1;
+		vhu_vq_set_enable(vq, true);
+	}
+	return 0;
+}
+
+void fz_rings_down(struct fz_rings *r)
+{
+	vhu_dev_free(r->dev);
+	for (int i = 0; i < FZ_NREGIONS; i++)
+		if (r->mem[i])
+			munmap(r->mem[i], FZ_REGION);
+}
+
+void fz_guest_writes(struct fz_rings *r, struct fz_in *in, unsigned max)
+{
+	for (unsigned i = 0; i < max && in->left; i++) {
+		uint8_t reg = fz_u8(in) % FZ_NREGIONS;
+		uint16_t off = fz_u16(in);
+		uint8_t len = fz_u8(in) % 32;
+
+		if (off + len > FZ_REGION)
+			continue;
+		fz_bytes(in, r->mem[reg] + off, len);
+	}
+}
+
+static int count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	int n = 0;
+
+	if (!d)
+		return 0;
+	while ((e = readdir(d)))
+		n++;
+	closedir(d);
+	return n;
+}
+
+void fz_check_fds(void)
+{
+	static int baseline = -1;
+	int n = count_fds();
+
+	if (baseline < 0)
+		baseline = n;
+	else if (n > baseline + 4)
+		abort(); /* the library leaked descriptors */
+}
