@@ -10,15 +10,15 @@ set -uo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 secs=${1:-60}
 cd "$repo" || exit 1
-build=build-fuzz
-cmake -S . -B "$build" -DCMAKE_C_COMPILER=clang -DVHU_BUILD_FUZZ=ON \
+build="build-fuzz"
+if ! cmake -S . -B "$build" -DCMAKE_C_COMPILER=clang -DVHU_BUILD_FUZZ=ON \
 	-DVHU_BUILD_TESTS=OFF -DVHU_BUILD_EXAMPLES=OFF \
-	-DCMAKE_BUILD_TYPE=RelWithDebInfo >"$build.configure.log" 2>&1 &&
-	cmake --build "$build" -j"$(nproc)" >"$build.build.log" 2>&1 || {
+	-DCMAKE_BUILD_TYPE=RelWithDebInfo >"$build.configure.log" 2>&1 ||
+	! cmake --build "$build" -j"$(nproc)" >"$build.build.log" 2>&1; then
 	tail -n 30 "$build.build.log"
 	echo "fuzz: 0 passed, 1 failed"
 	exit 1
-}
+fi
 mkdir -p "$build/artifacts"
 scratch=$(mktemp -d /tmp/vhu-fuzz.XXXXXX)
 trap 'rm -rf "$scratch"' EXIT
