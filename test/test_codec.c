@@ -1024,8 +1024,6 @@ int main(void)
 	TCase *mt = tcase_create("memory");
 	TCase *vr = tcase_create("vring");
 	TCase *lc = tcase_create("lifecycle");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_checked_fixture(fr, tu_log_clear, NULL);
 	tcase_add_test(rt, table_is_complete);
@@ -1056,9 +1054,5 @@ int main(void)
 	suite_add_tcase(s, mt);
 	suite_add_tcase(s, vr);
 	suite_add_tcase(s, lc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return tu_run_suite(s);
 }

@@ -191,16 +191,10 @@ int main(void)
 {
 	Suite *s = suite_create("ev");
 	TCase *tc = tcase_create("ev");
-	SRunner *sr;
-	int failed;
 
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, client_reconnects_through_libev);
 	tcase_add_test(tc, server_mode_through_libev);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return tu_run_suite(s);
 }

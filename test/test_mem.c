@@ -360,8 +360,6 @@ int main(void)
 {
 	Suite *s = suite_create("mem");
 	TCase *tc = tcase_create("mem");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_checked_fixture(tc, setup, NULL);
 	tcase_set_timeout(tc, 120);
@@ -372,9 +370,5 @@ int main(void)
 	tcase_add_test(tc, replace_under_concurrent_reader);
 	tcase_add_test(tc, stuck_reader_keeps_mapping);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return tu_run_suite(s);
 }

@@ -453,8 +453,6 @@ int main(void)
 {
 	Suite *s = suite_create("net");
 	TCase *tc = tcase_create("net");
-	SRunner *sr;
-	int failed;
 
 	tcase_set_timeout(tc, 120);
 	tcase_add_loop_test(tc, rx_frames, 0, 2);
@@ -465,9 +463,5 @@ int main(void)
 	tcase_add_test(tc, disabled_queues);
 	tcase_add_loop_test(tc, multiqueue_pairs, 0, 2);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return tu_run_suite(s);
 }

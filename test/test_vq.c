@@ -997,8 +997,6 @@ int main(void)
 	Suite *s = suite_create("vq");
 	TCase *b = tcase_create("behaviour");
 	TCase *h = tcase_create("hostile");
-	SRunner *sr;
-	int failed;
 
 	tcase_set_timeout(b, 120);
 	tcase_set_timeout(h, 120);
@@ -1018,9 +1016,5 @@ int main(void)
 	tcase_add_test(h, guest_rewrites_descriptors);
 	suite_add_tcase(s, b);
 	suite_add_tcase(s, h);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return tu_run_suite(s);
 }

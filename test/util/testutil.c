@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 #include "testutil.h"
 
+#include <check.h>
+
 #include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
@@ -202,4 +204,15 @@ int tu_backend_wait(struct tu_backend *b, int (*pred)(void *arg), void *arg,
 			return 0;
 		usleep(1000);
 	}
+}
+
+int tu_run_suite(Suite *s)
+{
+	SRunner *sr = srunner_create(s);
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -47,4 +47,9 @@ void tu_backend_unlock(struct tu_backend *b);
 int tu_backend_wait(struct tu_backend *b, int (*pred)(void *arg), void *arg,
 		    int timeout_ms);
 
+/* Run a Check suite the usual way (CK_NORMAL output); returns the exit
+ * status for main(). */
+struct Suite;
+int tu_run_suite(struct Suite *s);
+
 #endif
