@@ -104,7 +104,6 @@ struct vhu_dev *vhu_dev_new(const struct vhu_dev_opts *uopts)
 
 	dev->offered_features = o.device_features |
 				(VHU_TRANSPORT_FEATURES & ~o.transport_features_off);
-	dev->offered_features |= VHU_BIT(VHU_F_PROTOCOL_FEATURES);
 	dev->offered_protocol = VHU_PROTOCOL_FEATURES;
 	if (dev->ops.get_config)
 		dev->offered_protocol |= VHU_BIT(VHU_PF_CONFIG);
@@ -201,7 +200,8 @@ void vhu_dev_reset_state(struct vhu_dev *dev)
 		close(dev->log_call_fd);
 	dev->log_call_fd = -1;
 	dev->features = dev->protocol = 0;
-	dev->features_set = dev->protocol_set = dev->owner = false;
+	dev->features_set = dev->protocol_set = false;
+	dev->owner = dev->owner_explicit = false;
 	dev->status = 0;
 }
 

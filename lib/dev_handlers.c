@@ -86,11 +86,11 @@ int vhu_h_set_features(struct vhu_dev *dev, struct vhu_rx *rx,
 int vhu_h_set_owner(struct vhu_dev *dev, struct vhu_rx *rx,
 		    struct vhu_reply *reply)
 {
-	if (dev->owner) {
+	if (dev->owner_explicit) {
 		vhu_err(&dev->lg, "SET_OWNER: the session already has an owner");
 		return -EBUSY;
 	}
-	dev->owner = true;
+	dev->owner = dev->owner_explicit = true;
 	return 0;
 }
 

@@ -93,7 +93,8 @@ struct vhu_dev {
 	uint64_t protocol;
 	bool features_set;
 	bool protocol_set;
-	bool owner;
+	bool owner;          /* SET_OWNER, or implicitly by a session request */
+	bool owner_explicit; /* SET_OWNER itself */
 	uint8_t status;
 
 	/* Queues. */

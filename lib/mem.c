@@ -369,6 +369,8 @@ int vhu_mem_set_table(struct vhu_mem *m, const struct vhu_mem_region *regs,
 		return rc;
 	}
 	qsort(t->r, t->n, sizeof(t->r[0]), cmp_region_gpa);
+	for (uint32_t i = 0; i < t->n; i++)
+		t->r[i]->adds = 1;
 	mem_publish(m, t);
 	return 0;
 }
@@ -377,8 +379,18 @@ int vhu_mem_add_region(struct vhu_mem *m, const struct vhu_mem_region *reg, int 
 {
 	const struct vhu_memtable *old = vhu_mem_current(m);
 	struct vhu_memtable *t;
+	struct vhu_region *same;
+	struct stat st;
 	int rc;
 
+	/* The same region again (same file, offset, size, addresses): count
+	 * the reference, map nothing. */
+	if (fd >= 0 && fstat(fd, &st) == 0 &&
+	    (same = region_find_same(old, reg, &st)) != NULL) {
+		same->adds++;
+		close(fd);
+		return 0;
+	}
 	if (old->n >= m->max_regions) {
 		vhu_err(m->lg, "ADD_MEM_REG beyond the %u memory slots", m->max_regions);
 		rc = -ENOSPC;
@@ -404,6 +416,7 @@ int vhu_mem_add_region(struct vhu_mem *m, const struct vhu_mem_region *reg, int 
 		t->r[i]->refs++;
 	}
 	close(fd);
+	t->r[old->n]->adds = 1;
 	qsort(t->r, t->n, sizeof(t->r[0]), cmp_region_gpa);
 	mem_publish(m, t);
 	return 0;
@@ -433,6 +446,10 @@ int vhu_mem_remove_region(struct vhu_mem *m, const struct vhu_mem_region *reg)
 			(unsigned long long)reg->guest_phys_addr,
 			(unsigned long long)reg->memory_size);
 		return -ENOENT;
+	}
+	if (old->r[found]->adds > 1) { /* added more than once: keep it */
+		old->r[found]->adds--;
+		return 0;
 	}
 	t = table_alloc(old->n - 1);
 	if (!t)

@@ -39,6 +39,9 @@ struct vhu_region {
 	uint64_t file_dev; /* identity of the file, to share across tables */
 	uint64_t file_ino;
 	uint32_t refs;     /* tables holding this region; control thread only */
+	uint32_t adds;     /* front-end references: ADD_MEM_REG of the same
+			    * region again (QEMU 7.2 sends one per queue pair)
+			    * needs as many REM_MEM_REG */
 	bool shrink_sealed;
 };
 

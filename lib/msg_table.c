@@ -238,8 +238,12 @@ static int check_state(struct vhu_dev *dev, const struct vhu_req_info *info,
 		return -EOPNOTSUPP;
 	}
 	if ((info->needs & VHU_NEED_OWNER) && !dev->owner) {
-		vhu_err(&dev->lg, "%s before SET_OWNER", info->name);
-		return -EPERM;
+		/* DPDK's virtio-user, reconnecting in server mode, never sends
+		 * SET_OWNER, and librte_vhost and libvhost-user do not require
+		 * it: the first session request claims the session. */
+		vhu_info(&dev->lg, "%s without SET_OWNER: session claimed implicitly",
+			 info->name);
+		dev->owner = true;
 	}
 	if ((info->needs & VHU_NEED_FEATURES) && !dev->features_set) {
 		vhu_err(&dev->lg, "%s before SET_FEATURES", info->name);

@@ -63,7 +63,9 @@ int vhu_vq_fail(struct vhu_vq *vq, const char *fmt, ...)
 	va_end(ap);
 	vhu_log_ratelimited(&vq->dp_lg, VHU_LOG_ERR, "queue %u broken: %s",
 			    vq->index, why);
-	efd = atomic_load_explicit(&vq->err_fd, memory_order_relaxed);
+	/* Acquire, barrier [vq-fd]: pairs with the exchange in swap_fd()
+	 * (vring.c), so the fd is used after the control thread received it. */
+	efd = atomic_load_explicit(&vq->err_fd, memory_order_acquire);
 	if (efd >= 0) {
 		uint64_t one = 1;
 
@@ -157,7 +159,8 @@ int vhu_vq_push(struct vhu_vq *vq, const struct vhu_req *reqs,
 
 static void send_call(struct vhu_vq *vq)
 {
-	int fd = atomic_load_explicit(&vq->call_fd, memory_order_relaxed);
+	/* Acquire, barrier [vq-fd]: as for err_fd in vhu_vq_fail(). */
+	int fd = atomic_load_explicit(&vq->call_fd, memory_order_acquire);
 
 	if (fd >= 0) {
 		uint64_t one = 1;
@@ -222,12 +225,14 @@ bool vhu_vq_avail(struct vhu_vq *vq)
 
 int vhu_vq_kick_fd(struct vhu_vq *vq)
 {
-	return atomic_load_explicit(&vq->kick_fd, memory_order_relaxed);
+	/* Acquire, barrier [vq-fd]: as for err_fd in vhu_vq_fail(). */
+	return atomic_load_explicit(&vq->kick_fd, memory_order_acquire);
 }
 
 uint64_t vhu_vq_kick_clear(struct vhu_vq *vq)
 {
-	int fd = atomic_load_explicit(&vq->kick_fd, memory_order_relaxed);
+	/* Acquire, barrier [vq-fd]: as for err_fd in vhu_vq_fail(). */
+	int fd = atomic_load_explicit(&vq->kick_fd, memory_order_acquire);
 	uint64_t v = 0;
 
 	if (fd < 0 || read(fd, &v, sizeof(v)) != sizeof(v))

@@ -81,6 +81,9 @@ static void vq_pause(struct vhu_vq *vq)
 
 static void swap_fd(struct vhu_vq *vq, _Atomic int *slot, int fd)
 {
+	/* Release half: pairs with the data plane's acquire loads of the fd
+	 * (vq.c), which may see the new fd while the ring runs (KICK starts a
+	 * ring, CALL may come after). */
 	int old = atomic_exchange_explicit(slot, fd, memory_order_acq_rel);
 
 	if (old >= 0) {
@@ -240,11 +243,15 @@ int vhu_vq_start(struct vhu_vq *vq)
 	vq->pending_used = 0;
 	vq->started = true;
 	vq->broken = false;
-	if (!vhu_has_feature(dev, VHU_F_PROTOCOL_FEATURES))
-		vq->enabled = true; /* no SET_VRING_ENABLE will come */
+	/* Without protocol features no SET_VRING_ENABLE will come: a started
+	 * ring is enabled.  With them, ENABLED was reported when it came. */
+	bool enable_now = !vhu_has_feature(dev, VHU_F_PROTOCOL_FEATURES) &&
+			  !vq->enabled;
+	if (enable_now)
+		vq->enabled = true;
 	vq_publish(vq, true);
 	vhu_dev_queue_event(dev, vq->index, VHU_QUEUE_STARTED);
-	if (vq->enabled)
+	if (enable_now)
 		vhu_dev_queue_event(dev, vq->index, VHU_QUEUE_ENABLED);
 	vhu_dev_check_ready(dev);
 	return 0;

@@ -35,8 +35,10 @@ enum vhu_queue_event {
 
 /*
  * Callbacks into the application.  All are optional and run on the control
- * thread, from inside vhu_dev_on_readable()/vhu_dev_on_timer()/vhu_dev_poll().
- * They must not call vhu_dev_free() on their own device.
+ * thread, from inside vhu_dev_on_readable()/vhu_dev_on_timer()/vhu_dev_poll(),
+ * and (connected) from vhu_dev_connect()/vhu_dev_attach_fd() when the
+ * connection is made at once.  They must not call vhu_dev_free() on their
+ * own device.
  */
 struct vhu_dev_ops {
 	size_t sz;
@@ -100,8 +102,9 @@ struct vhu_dev_opts {
 	/* Virtio device feature bits the application implements (for example
 	 * VIRTIO_NET_F_* bits).  vhu adds the transport bits it implements. */
 	uint64_t device_features;
-	/* Transport feature bits to withhold from the front-end (e.g. to test
-	 * or to force split rings). */
+	/* Transport feature bits to withhold from the front-end (e.g. to force
+	 * split rings, or VHOST_USER_F_PROTOCOL_FEATURES for an old front-end's
+	 * behaviour). */
 	uint64_t transport_features_off;
 	/* Protocol feature bits to withhold. */
 	uint64_t protocol_features_off;
