@@ -76,7 +76,7 @@ for t in build-test-gcc/test/test_*; do
 done
 
 if [[ ${VHU_SKIP_INTEROP:-0} != 1 ]]; then
-	for s in qemu-handshake dpdk-handshake; do
+	for s in qemu-handshake dpdk-handshake dpdk-traffic; do
 		stage "interop: $s"
 		timeout 900 "test/interop/$s.sh" "$repo/build-test-gcc"
 		result "$s" $?
