@@ -57,6 +57,16 @@ static int64_t now_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/* Rings live in guest memory: they move with the memory table. */
+static void dev_mem_hook(void *arg, const struct vhu_memtable *t,
+			 enum vhu_mem_phase phase)
+{
+	struct vhu_dev *dev = arg;
+
+	for (uint16_t i = 0; i < dev->nvq; i++)
+		vhu_vq_mem_change(&dev->vqs[i], t, phase);
+}
+
 struct vhu_dev *vhu_dev_new(const struct vhu_dev_opts *uopts)
 {
 	struct vhu_dev_opts o;
@@ -129,6 +139,8 @@ struct vhu_dev *vhu_dev_new(const struct vhu_dev_opts *uopts)
 		vhu_vq_init(dev, &dev->vqs[i], i);
 		vhu_mem_reader_add(&dev->mem, &dev->vqs[i].reader);
 	}
+	dev->mem.hook = dev_mem_hook;
+	dev->mem.hook_arg = dev;
 	return dev;
 
 err_vqs:

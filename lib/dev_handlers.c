@@ -103,12 +103,6 @@ int vhu_h_reset_owner(struct vhu_dev *dev, struct vhu_rx *rx,
 	return 0;
 }
 
-static void remap_queues(struct vhu_dev *dev)
-{
-	for (uint16_t i = 0; i < dev->nvq; i++)
-		vhu_vq_remap(&dev->vqs[i]);
-}
-
 int vhu_h_set_mem_table(struct vhu_dev *dev, struct vhu_rx *rx,
 			struct vhu_reply *reply)
 {
@@ -124,7 +118,6 @@ int vhu_h_set_mem_table(struct vhu_dev *dev, struct vhu_rx *rx,
 	if (rc)
 		return rc;
 	vhu_info(&dev->lg, "memory table: %u regions", n);
-	remap_queues(dev);
 	return 0;
 }
 
@@ -424,12 +417,9 @@ int vhu_h_rem_mem_reg(struct vhu_dev *dev, struct vhu_rx *rx,
 		      struct vhu_reply *reply)
 {
 	struct vhu_mem_region reg = rx->msg.u.mem_reg.region;
-	int rc = vhu_mem_remove_region(&dev->mem, &reg);
 
 	/* An fd sent anyway is closed unused by the dispatcher (spec: MAY). */
-	if (!rc)
-		remap_queues(dev);
-	return rc;
+	return vhu_mem_remove_region(&dev->mem, &reg);
 }
 
 int vhu_h_set_status(struct vhu_dev *dev, struct vhu_rx *rx,

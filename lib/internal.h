@@ -75,6 +75,7 @@ struct vhu_vq {
 	bool broken;
 	bool has_addr;
 	bool kick_polling; /* SET_VRING_KICK with the no-fd bit */
+	int8_t remap;      /* vhu_vq_mem_change(): 1 moves, -1 breaks */
 	struct vhu_vring_addr addr;
 } __attribute__((aligned(64)));
 
@@ -153,7 +154,8 @@ int vhu_vq_set_enable(struct vhu_vq *vq, bool enable);
 void vhu_vq_set_kick_fd(struct vhu_vq *vq, int fd, bool polling);
 void vhu_vq_set_call_fd(struct vhu_vq *vq, int fd);
 void vhu_vq_set_err_fd(struct vhu_vq *vq, int fd);
-int vhu_vq_remap(struct vhu_vq *vq);
+void vhu_vq_mem_change(struct vhu_vq *vq, const struct vhu_memtable *t,
+		       enum vhu_mem_phase phase);
 void vhu_vq_mark_broken(struct vhu_vq *vq);
 void vhu_vq_fill_info(const struct vhu_vq *vq, struct vhu_queue_info *info);
 uint32_t vhu_vq_get_base(const struct vhu_vq *vq);

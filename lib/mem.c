@@ -125,15 +125,20 @@ int vhu_mem_sync_reader(struct vhu_mem_reader *r)
 /* Install @t, wait for readers of the old table, release the old table. */
 static void mem_publish(struct vhu_mem *m, struct vhu_memtable *t)
 {
-	struct vhu_memtable *old =
-		atomic_exchange_explicit(&m->cur, t, memory_order_release);
+	struct vhu_memtable *old;
 	int stuck = 0;
+
+	if (m->hook)
+		m->hook(m->hook_arg, t, VHU_MEM_BEFORE);
+	old = atomic_exchange_explicit(&m->cur, t, memory_order_release);
 
 	/* Barrier [mem-sync]: pairs with the fence in vhu_mem_read_begin(). */
 	atomic_thread_fence(memory_order_seq_cst);
 	for (uint32_t i = 0; i < m->nreaders; i++)
 		if (vhu_mem_sync_reader(m->readers[i]))
 			stuck++;
+	if (m->hook)
+		m->hook(m->hook_arg, t, VHU_MEM_AFTER);
 	if (stuck) {
 		/* A reader never left its section (an application bug: e.g. it
 		 * called into the control plane from inside one).  Keeping the old

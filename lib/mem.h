@@ -56,8 +56,18 @@ struct vhu_mem_reader {
 	_Atomic uint64_t seq;
 };
 
+/* Phases of a table change, for vhu_mem.hook. */
+enum vhu_mem_phase {
+	VHU_MEM_BEFORE, /* @t is about to replace the current table */
+	VHU_MEM_AFTER,  /* @t is current, readers of the old one have left,
+			 * the old one is still mapped */
+};
+
 struct vhu_mem {
 	struct vhu_memtable *_Atomic cur; /* never NULL after init */
+	/* Called around every table change (the device moves its rings). */
+	void (*hook)(void *arg, const struct vhu_memtable *t, enum vhu_mem_phase p);
+	void *hook_arg;
 	/* Old tables a reader was still using when they were replaced (it
 	 * overstayed the wait); released at the next successful wait. */
 	struct vhu_memtable *stale;

@@ -4,6 +4,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -70,6 +71,14 @@ void vhu_sock_accept(struct vhu_dev *dev)
 			vhu_err(&dev->lg, "accept on %s: %s", dev->path,
 				strerror(errno));
 		return;
+	}
+	if (dev->conn_fd >= 0) {
+		/* The served one may have just hung up: finish it first, so a
+		 * quick reconnect is not taken for a second front-end. */
+		struct pollfd p = { .fd = dev->conn_fd, .events = POLLIN | POLLRDHUP };
+
+		if (poll(&p, 1, 0) > 0 && (p.revents & (POLLHUP | POLLRDHUP | POLLERR)))
+			vhu_dev_on_readable(dev, dev->conn_fd);
 	}
 	if (dev->conn_fd >= 0) {
 		vhu_warn(&dev->lg, "a second front-end connected to %s while one "

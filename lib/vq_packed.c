@@ -182,7 +182,7 @@ bool vhu_vq_need_call_packed(struct vhu_vq *vq)
 {
 	uint16_t old = vq->signalled_used, new_idx = vq->used_idx;
 	bool valid = vq->signalled_used_valid;
-	bool wrap = vq->used_wrap;
+	bool wrap = vq->used_wrap, old_wrap = vq->signalled_used_wrap;
 	uint16_t off_wrap = ld16(VRING_EVENT_OFF_WRAP(vq->avail));
 	uint16_t flags = ld16(VRING_EVENT_FLAGS(vq->avail));
 	uint16_t off;
@@ -194,11 +194,10 @@ bool vhu_vq_need_call_packed(struct vhu_vq *vq)
 		return false;
 	if (flags != VRING_EVENT_F_DESC || !vq->event_idx || !valid)
 		return true;
-	/* Put the driver's event offset and both indexes in one lap. */
-	if (new_idx < old) {
-		new_idx = (uint16_t)(new_idx + vq->size);
-		wrap = !wrap;
-	}
+	/* Count in the lap of the new index: the old one and the driver's
+	 * event offset move back a lap when they are from the previous one. */
+	if (old_wrap != wrap)
+		old = (uint16_t)(old - vq->size);
 	off = off_wrap & VHU_PACKED_IDX_MASK;
 	if (wrap != (bool)(off_wrap >> VHU_PACKED_WRAP_BIT))
 		off = (uint16_t)(off - vq->size);

@@ -148,11 +148,11 @@ void vhu_vq_mark_broken(struct vhu_vq *vq)
 	vhu_dev_check_ready(dev);
 }
 
-/* Translate the ring areas of @vq through the current memory table. */
-static int vq_translate(struct vhu_vq *vq, void **desc, void **avail, void **used)
+/* Translate the ring areas of @vq through memory table @t. */
+static int vq_translate(struct vhu_vq *vq, const struct vhu_memtable *t,
+			void **desc, void **avail, void **used)
 {
 	struct vhu_dev *dev = vq->dev;
-	const struct vhu_memtable *t = vhu_mem_current(&dev->mem);
 	uint64_t n = vq->size, dlen, alen, ulen;
 	uint64_t dalign, aalign, ualign;
 
@@ -222,7 +222,7 @@ int vhu_vq_start(struct vhu_vq *vq)
 			vq->index, vq->size);
 		return -EINVAL;
 	}
-	rc = vq_translate(vq, &d, &a, &u);
+	rc = vq_translate(vq, vhu_mem_current(&dev->mem), &d, &a, &u);
 	if (rc)
 		return rc;
 	vq->desc = d;
@@ -257,29 +257,48 @@ int vhu_vq_start(struct vhu_vq *vq)
 	return 0;
 }
 
-/* Re-translate the ring after the memory table changed. */
-int vhu_vq_remap(struct vhu_vq *vq)
+/*
+ * A memory table change (vhu_mem.hook): before @t replaces the current
+ * table, pause every running queue whose ring would move or vanish; once
+ * it is current (the old table still mapped), point the ring into it and
+ * run again, or break the queue.  A queue whose ring stays in a region both
+ * tables share is never paused.
+ */
+void vhu_vq_mem_change(struct vhu_vq *vq, const struct vhu_memtable *t,
+		       enum vhu_mem_phase phase)
 {
 	void *d, *a, *u;
 	int rc;
 
-	if (!vq->started)
-		return 0;
-	rc = vq_translate(vq, &d, &a, &u);
-	if (d == vq->desc && a == vq->avail && u == vq->used && !rc)
-		return 0;
-	if (rc) {
+	if (!vq->started || vq->broken)
+		return;
+	if (phase == VHU_MEM_BEFORE) {
+		rc = vq_translate(vq, t, &d, &a, &u);
+		vq->remap = rc ? -1 : (d != vq->desc || a != vq->avail || u != vq->used);
+		if (vq->remap)
+			vq_pause(vq);
+		return;
+	}
+	if (vq->remap < 0) {
 		vhu_err(&vq->dev->lg, "queue %u: ring no longer in guest memory; "
 			"queue broken", vq->index);
 		vhu_vq_mark_broken(vq);
-		return rc;
+	} else if (vq->remap > 0) {
+		rc = vq_translate(vq, t, &d, &a, &u);
+		vq->desc = d;
+		vq->avail = a;
+		vq->used = u;
+		vq_publish_state(vq);
+		/* A data plane that saw the queue paused may be asleep on the
+		 * kick fd: wake it to look again. */
+		int kfd = atomic_load_explicit(&vq->kick_fd, memory_order_relaxed);
+		uint64_t one = 1;
+
+		if (kfd >= 0 && write(kfd, &one, sizeof(one)) < 0)
+			vhu_warn(&vq->dev->lg, "queue %u: kick after remap failed",
+				 vq->index);
 	}
-	vq_pause(vq);
-	vq->desc = d;
-	vq->avail = a;
-	vq->used = u;
-	vq_publish_state(vq);
-	return 0;
+	vq->remap = 0;
 }
 
 void vhu_vq_stop(struct vhu_vq *vq)
