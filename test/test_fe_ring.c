@@ -5,13 +5,18 @@
  * frontend's code), over plain memory: split and packed, wrap-around over
  * many laps, indirect tables, out-of-order and in-order completion,
  * notification suppression and event indexes, and a device that lies.
+ * Also the fe's guest memory (layout, copies across regions, allocator).
  */
+#define _GNU_SOURCE
 #include <check.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "fe.h"
+#include "testutil.h"
 
 #define MEM_SIZE (1u << 20)
 #define RING_GPA 0x1000u   /* gpa == offset in mem */
@@ -19,16 +24,24 @@
 
 static uint8_t *mem;
 
+/* Check's own asserts record a location on every pass, which makes tight
+ * loops slow under valgrind; this one only talks to Check on failure. */
+#define FAST(c)                                                          \
+	do {                                                             \
+		if (!(c))                                                \
+			ck_abort_msg("%s:%d: %s", __FILE__, __LINE__, #c); \
+	} while (0)
+
 static void *gpa_ptr(uint64_t gpa)
 {
-	ck_assert_uint_lt(gpa, MEM_SIZE);
+	FAST(gpa < MEM_SIZE);
 	return mem + gpa;
 }
 
 static void setup(void)
 {
 	mem = aligned_alloc(4096, MEM_SIZE);
-	ck_assert_ptr_nonnull(mem);
+	FAST(mem != NULL);
 	memset(mem, 0xee, MEM_SIZE);
 	srandom(1234);
 }
@@ -86,25 +99,25 @@ static void dev_indirect(struct dev *d, uint64_t gpa, uint32_t len,
 {
 	unsigned n = len / 16;
 
-	ck_assert_uint_eq(len % 16, 0);
-	ck_assert_uint_gt(n, 0);
+	FAST((len % 16) == (0));
+	FAST(n > 0);
 	for (unsigned i = 0, k = 0; k < n; k++) {
 		uint8_t *e = gpa_ptr(gpa + 16u * i);
 		uint16_t flags = le16(e + (d->r->packed ? 14 : 12));
 
-		ck_assert(!(flags & VHU_FE_DESC_F_INDIRECT));
-		ck_assert_uint_lt(c->n, 8);
+		FAST(!(flags & VHU_FE_DESC_F_INDIRECT));
+		FAST(c->n < 8);
 		c->b[c->n++] = (struct dbuf){ vhu_fe_ld64(e), vhu_fe_ld32(e + 8),
 					      flags & VHU_FE_DESC_F_WRITE };
 		if (d->r->packed) {
 			i++;
 		} else {
 			if (!(flags & VHU_FE_DESC_F_NEXT)) {
-				ck_assert_uint_eq(k + 1, n);
+				FAST((k + 1) == (n));
 				break;
 			}
 			i = le16(e + 14);
-			ck_assert_uint_lt(i, n);
+			FAST(i < n);
 		}
 	}
 }
@@ -122,19 +135,19 @@ static int dev_pop(struct dev *d, struct dchain *c)
 		if (idx == d->last_avail)
 			return 0;
 		__atomic_thread_fence(__ATOMIC_ACQUIRE);
-		ck_assert_uint_le((uint16_t)(idx - d->last_avail), r->num);
+		FAST(((uint16_t)(idx - d->last_avail)) <= (r->num));
 		i = le16(avail + 4 + 2 * (d->last_avail % r->num));
-		ck_assert_uint_lt(i, r->num);
+		FAST(i < r->num);
 		c->id = i;
 		d->last_avail++;
 		for (unsigned guard = 0;; guard++) {
 			struct vhu_fe_split_desc *e = (struct vhu_fe_split_desc *)r->desc + i;
 			uint16_t flags = le16(&e->flags);
 
-			ck_assert_uint_lt(guard, r->num);
+			FAST(guard < r->num);
 			c->ndesc++;
 			if (flags & VHU_FE_DESC_F_INDIRECT) {
-				ck_assert(!(flags & VHU_FE_DESC_F_NEXT));
+				FAST(!(flags & VHU_FE_DESC_F_NEXT));
 				dev_indirect(d, vhu_fe_ld64(&e->addr),
 					     vhu_fe_ld32(&e->len), c);
 				break;
@@ -145,7 +158,7 @@ static int dev_pop(struct dev *d, struct dchain *c)
 			if (!(flags & VHU_FE_DESC_F_NEXT))
 				break;
 			i = le16(&e->next);
-			ck_assert_uint_lt(i, r->num);
+			FAST(i < r->num);
 		}
 		return 1;
 	}
@@ -161,9 +174,9 @@ static int dev_pop(struct dev *d, struct dchain *c)
 			__atomic_thread_fence(__ATOMIC_ACQUIRE);
 		} else {
 			/* The rest of a chain is available in the same lap. */
-			ck_assert(a == d->avail_wrap && u != d->avail_wrap);
+			FAST(a == d->avail_wrap && u != d->avail_wrap);
 		}
-		ck_assert_uint_lt(guard, r->num);
+		FAST(guard < r->num);
 		c->ndesc++;
 		c->id = le16(&e->id); /* the last one's counts */
 		if (flags & VHU_FE_DESC_F_INDIRECT)
@@ -178,7 +191,7 @@ static int dev_pop(struct dev *d, struct dchain *c)
 		}
 		if (!(flags & VHU_FE_DESC_F_NEXT))
 			return 1;
-		ck_assert(!(flags & VHU_FE_DESC_F_INDIRECT));
+		FAST(!(flags & VHU_FE_DESC_F_INDIRECT));
 	}
 }
 
@@ -240,7 +253,7 @@ static int add_random(struct vhu_fe_ring *r, struct inflight *f, unsigned nf,
 			slot = &f[i];
 			break;
 		}
-	ck_assert_ptr_nonnull(slot);
+	FAST(slot != NULL);
 	if (n_out + n_in == 0)
 		n_in = 1;
 	/* A direct chain longer than the ring can never fit (-EINVAL). */
@@ -277,14 +290,14 @@ static int add_random(struct vhu_fe_ring *r, struct inflight *f, unsigned nf,
 
 static void check_chain(const struct dchain *c, const struct inflight *f)
 {
-	ck_assert_uint_eq(c->n, f->n_out + f->n_in);
+	FAST((c->n) == (f->n_out + f->n_in));
 	for (unsigned k = 0; k < c->n; k++) {
-		ck_assert_uint_eq(c->b[k].gpa, f->b[k].gpa);
-		ck_assert_uint_eq(c->b[k].len, f->b[k].len);
-		ck_assert_int_eq(c->b[k].write, k >= f->n_out);
+		FAST(c->b[k].gpa == f->b[k].gpa);
+		FAST(c->b[k].len == f->b[k].len);
+		FAST((c->b[k].write) == (k >= f->n_out));
 	}
-	ck_assert_uint_eq(c->id, f->id);
-	ck_assert_uint_eq(c->ndesc, f->ndesc);
+	FAST(c->id == f->id);
+	FAST(c->ndesc == f->ndesc);
 }
 
 static struct inflight *find_by_id(struct inflight *f, unsigned nf, uint16_t id)
@@ -310,8 +323,8 @@ static void run_traffic(bool packed, uint16_t num, unsigned flags,
 	uint64_t data = DATA_GPA;
 	bool in_order = flags & VHU_FE_RING_IN_ORDER;
 
-	ck_assert_int_eq(vhu_fe_ring_init(&r, packed, num, gpa_ptr(RING_GPA),
-					  RING_GPA, flags), 0);
+	FAST((vhu_fe_ring_init(&r, packed, num, gpa_ptr(RING_GPA),
+					  RING_GPA, flags)) == (0));
 	dev_init(&d, &r);
 	for (unsigned round = 0; round < rounds; round++) {
 		unsigned want = 1 + rnd(num), added = 0, npop = 0, reaped = 0;
@@ -324,25 +337,25 @@ static void run_traffic(bool packed, uint16_t num, unsigned flags,
 			rc = add_random(&r, f, num, &data, indirect);
 			if (rc == -ENOSPC)
 				break;
-			ck_assert_int_ge(rc, 0);
+			FAST(rc >= 0);
 			added++;
 		}
-		ck_assert_uint_gt(added, 0);
+		FAST(added > 0);
 		/* Nothing visible before publishing. */
 		{
 			struct dchain c;
 
-			ck_assert_int_eq(dev_pop(&d, &c), 0);
+			FAST((dev_pop(&d, &c)) == (0));
 		}
 		vhu_fe_ring_publish(&r);
 		while (dev_pop(&d, &got[npop])) {
 			struct inflight *fl = find_by_id(f, num, got[npop].id);
 
-			ck_assert_ptr_nonnull(fl);
+			FAST(fl != NULL);
 			check_chain(&got[npop], fl);
 			npop++;
 		}
-		ck_assert_uint_eq(npop, added);
+		FAST(npop == added);
 
 		if (in_order) {
 			/* Batches of 1..4 buffers, one used entry each. */
@@ -373,31 +386,31 @@ static void run_traffic(bool packed, uint16_t num, unsigned flags,
 			struct inflight *fl;
 
 			rc = vhu_fe_ring_get_used(&r, &id, &len, &tok);
-			ck_assert_int_ge(rc, 0);
+			FAST(rc >= 0);
 			if (rc == 0)
 				break;
 			fl = tok;
-			ck_assert(fl->live);
-			ck_assert_uint_eq(fl->id, id);
+			FAST(fl->live);
+			FAST(fl->id == id);
 			if (in_order)
-				ck_assert(len == 7777 || len == fl->in_len);
+				FAST(len == 7777 || len == fl->in_len);
 			else
-				ck_assert_uint_eq(len, 1000 + i);
+				FAST((len) == (1000 + i));
 			fl->live = false;
 			reaped++;
 		}
-		ck_assert_uint_eq(reaped, added);
-		ck_assert_uint_eq(r.num_free, num);
+		FAST(reaped == added);
+		FAST(r.num_free == num);
 	}
 	/* Where a device would start again: after the last used buffer. */
 	if (packed) {
 		uint32_t base = vhu_fe_ring_base(&r);
 
-		ck_assert_uint_eq(base & 0x7fff, d.used_idx);
-		ck_assert_uint_eq(!!(base & 0x8000), d.used_wrap);
-		ck_assert_uint_eq(base >> 16, base & 0xffff);
+		FAST((base & 0x7fff) == (d.used_idx));
+		FAST((!!(base & 0x8000)) == (d.used_wrap));
+		FAST((base >> 16) == (base & 0xffff));
 	} else {
-		ck_assert_uint_eq(vhu_fe_ring_base(&r), d.used_idx);
+		FAST((vhu_fe_ring_base(&r)) == (d.used_idx));
 	}
 	vhu_fe_ring_fini(&r);
 	free(f);
@@ -691,6 +704,83 @@ START_TEST(lying_device)
 }
 END_TEST
 
+/* ---- the fe's guest memory ---- */
+
+START_TEST(guest_memory)
+{
+	struct vhu_fe_mem_opts mo = {
+		.sz = sizeof(mo), .nregions = 3, .region_size = 1u << 20,
+		.base_gpa = 0x100000, .mmap_offset = 8192,
+	};
+	int fds0 = tu_count_fds();
+	const char *path = tu_sock_path("mem");
+	struct vhu_fe *fe = vhu_fe_listen(path);
+	struct vhu_fe_region *r0, *r1;
+	uint8_t buf[300], back[300];
+	uint64_t a, b, st;
+
+	ck_assert_ptr_nonnull(fe);
+	ck_assert_int_eq(vhu_fe_mem_setup(fe, &mo), 0);
+	ck_assert_uint_eq(vhu_fe_mem_nregions(fe), 3);
+	r0 = vhu_fe_mem_region(fe, 0);
+	r1 = vhu_fe_mem_region(fe, 1);
+	ck_assert_ptr_null(vhu_fe_mem_region(fe, 3));
+	/* QEMU's user address: the fe's own mapping of the region. */
+	ck_assert_uint_eq(r0->uva, (uintptr_t)r0->map + 8192);
+	ck_assert_uint_eq(r0->map_len, (1u << 20) + 8192);
+	ck_assert_uint_eq(r1->gpa, 0x200000);
+	ck_assert_ptr_eq(vhu_fe_gpa_to_ptr(fe, 0x100010, 16), r0->map + 8192 + 16);
+	ck_assert_uint_eq(vhu_fe_gpa_to_uva(fe, 0x200000), r1->uva);
+	ck_assert_uint_eq(vhu_fe_gpa_to_uva(fe, 0x50), 0);
+	ck_assert_ptr_null(vhu_fe_gpa_to_ptr(fe, 0x1ffff0, 32)); /* crosses */
+	ck_assert_ptr_null(vhu_fe_gpa_to_ptr(fe, 0x400000, 1));
+	/* Not sealed unless asked. */
+	ck_assert_int_eq(fcntl(r0->fd, F_GET_SEALS) & F_SEAL_SHRINK, 0);
+
+	/* Copies run across adjacent regions. */
+	for (unsigned i = 0; i < sizeof(buf); i++)
+		buf[i] = (uint8_t)(i * 13);
+	ck_assert_int_eq(vhu_fe_mem_write(fe, 0x200000 - 100, buf, sizeof(buf)), 0);
+	ck_assert_int_eq(vhu_fe_mem_read(fe, 0x200000 - 100, back, sizeof(back)), 0);
+	ck_assert_mem_eq(buf, back, sizeof(buf));
+	ck_assert_mem_eq(r1->map + 8192, buf + 100, 200);
+	ck_assert_int_eq(vhu_fe_mem_write(fe, 0x400000 - 10, buf, 20), -EFAULT);
+
+	/* The bump allocator: aligned, zeroed, inside one region. */
+	ck_assert_int_eq(vhu_fe_mem_alloc(fe, 10, 0, &a), 0);
+	ck_assert_uint_eq(a, 0x100000);
+	ck_assert_int_eq(vhu_fe_mem_alloc(fe, 100, 4096, &b), 0);
+	ck_assert_uint_eq(b, 0x101000);
+	/* Straddling: the tail of one region and the untouched head of the
+	 * next, adjacent one; once per boundary. */
+	ck_assert_int_eq(vhu_fe_mem_alloc_straddle(fe, 64, &st), 0);
+	ck_assert_uint_eq(st, 0x200000 - 32);
+	ck_assert_ptr_null(vhu_fe_gpa_to_ptr(fe, st, 64));
+	ck_assert_ptr_nonnull(vhu_fe_gpa_to_ptr(fe, st, 32));
+	ck_assert_int_eq(vhu_fe_mem_alloc_straddle(fe, 64, &st), 0);
+	ck_assert_uint_eq(st, 0x300000 - 32);
+	ck_assert_int_eq(vhu_fe_mem_alloc_straddle(fe, 64, &st), -ENOMEM);
+	/* What is left: no region has a free MiB; small pieces still fit. */
+	ck_assert_int_eq(vhu_fe_mem_alloc(fe, 1u << 20, 0, &b), -ENOMEM);
+	ck_assert_int_eq(vhu_fe_mem_alloc(fe, 4096, 0, &b), 0);
+	ck_assert_uint_eq(b, 0x101068);
+	ck_assert_int_eq(vhu_fe_mem_alloc(fe, 8, 3, &b), -EINVAL);
+	/* More regions: overlapping refused, sealed on request. */
+	ck_assert_int_eq(vhu_fe_mem_add(fe, 0x150000, 4096, 0, 0), -EEXIST);
+	ck_assert_int_eq(vhu_fe_mem_add(fe, 0x1000000, 4096, 0, VHU_FE_MEM_SEAL), 3);
+	ck_assert_int_eq(fcntl(vhu_fe_mem_region(fe, 3)->fd, F_GET_SEALS) &
+			 (F_SEAL_SHRINK | F_SEAL_GROW), F_SEAL_SHRINK | F_SEAL_GROW);
+	ck_assert_int_eq(ftruncate(vhu_fe_mem_region(fe, 3)->fd, 0), -1);
+	ck_assert_int_eq(vhu_fe_mem_add(fe, 0x2000000, 0, 0, 0), -EINVAL);
+	ck_assert_int_eq(vhu_fe_mem_add(fe, UINT64_MAX - 10, 4096, 0, 0), -EINVAL);
+	/* No connection: requests say so. */
+	ck_assert_int_eq(vhu_fe_set_mem_table(fe), -ENOTCONN);
+	vhu_fe_free(fe);
+	ck_assert_int_eq(access(path, F_OK), -1); /* the socket file is gone */
+	ck_assert_int_eq(tu_count_fds(), fds0);
+}
+END_TEST
+
 static Suite *ring_suite(void)
 {
 	Suite *s = suite_create("fe_ring");
@@ -712,16 +802,13 @@ static Suite *ring_suite(void)
 	tcase_add_test(tc, layout);
 	tcase_add_test(tc, lying_device);
 	suite_add_tcase(s, tc);
+	tc = tcase_create("mem");
+	tcase_add_test(tc, guest_memory);
+	suite_add_tcase(s, tc);
 	return s;
 }
 
 int main(void)
 {
-	SRunner *sr = srunner_create(ring_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return tu_run_suite(ring_suite());
 }

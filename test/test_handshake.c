@@ -61,7 +61,11 @@ struct hs {
 	unsigned nreq;
 	uint8_t cfg[CFG_SIZE];
 	uint32_t last_set_cfg_off, last_set_cfg_len, last_set_cfg_flags;
+	uint8_t rarp_mac[6];
+	int rarps;
+	uint16_t mtu;
 	int fds_before;
+	bool qemu_order; /* the handshake under test used opts.qemu_order */
 };
 
 static struct hs H;
@@ -133,6 +137,24 @@ static int cb_set_config(struct vhu_dev *d, void *o, uint32_t off,
 	return 0;
 }
 
+static int cb_set_mtu(struct vhu_dev *d, void *o, uint16_t mtu)
+{
+	struct hs *h = o;
+
+	if (mtu > 9000)
+		return -EINVAL;
+	h->mtu = mtu;
+	return 0;
+}
+
+static void cb_send_rarp(struct vhu_dev *d, void *o, const uint8_t mac[6])
+{
+	struct hs *h = o;
+
+	memcpy(h->rarp_mac, mac, 6);
+	h->rarps++;
+}
+
 static void cb_request_done(struct vhu_dev *d, void *o, uint32_t request,
 			    int result)
 {
@@ -153,6 +175,8 @@ static const struct vhu_dev_ops ops = {
 	.get_config = cb_get_config,
 	.set_config = cb_set_config,
 	.status_set = cb_status,
+	.set_mtu = cb_set_mtu,
+	.send_rarp = cb_send_rarp,
 	.request_done = cb_request_done,
 };
 
@@ -245,6 +269,8 @@ static int pred_disconnected(void *a)
 	return !vhu_dev_is_connected(H.dev);
 }
 
+/* Events of kind @k for queue @q (-1: not a queue event; < -1: any) with
+ * @arg (queue events only). */
 static int count_ev(enum ev_kind k, int q, uint64_t arg)
 {
 	int n = 0;
@@ -293,12 +319,10 @@ static void assert_fe_ok(int rc, const char *what)
 
 /* The requests QEMU's start-up sends, in order, for what was negotiated. */
 static unsigned expected_requests(uint64_t pf, bool mem_slots, unsigned nregions,
-				  unsigned nq, bool need_reply_status,
-				  uint32_t *out)
+				  unsigned nq, uint32_t *out)
 {
 	unsigned n = 0;
 
-	(void)need_reply_status;
 	out[n++] = VHU_REQ_GET_FEATURES;
 	out[n++] = VHU_REQ_GET_PROTOCOL_FEATURES;
 	out[n++] = VHU_REQ_SET_PROTOCOL_FEATURES;
@@ -309,6 +333,11 @@ static unsigned expected_requests(uint64_t pf, bool mem_slots, unsigned nregions
 	if (pf & VHU_BIT(VHU_PF_BACKEND_REQ))
 		out[n++] = VHU_REQ_SET_BACKEND_REQ_FD;
 	out[n++] = VHU_REQ_SET_OWNER;
+	if (H.qemu_order) {
+		out[n++] = VHU_REQ_GET_FEATURES;
+		for (unsigned q = 0; q < nq; q++)
+			out[n++] = VHU_REQ_SET_VRING_CALL;
+	}
 	out[n++] = VHU_REQ_SET_FEATURES;
 	if (mem_slots)
 		for (unsigned i = 0; i < nregions; i++)
@@ -317,8 +346,11 @@ static unsigned expected_requests(uint64_t pf, bool mem_slots, unsigned nregions
 		out[n++] = VHU_REQ_SET_MEM_TABLE;
 	for (unsigned q = 0; q < nq; q++) {
 		out[n++] = VHU_REQ_SET_VRING_NUM;
+		if (H.qemu_order)
+			out[n++] = VHU_REQ_SET_VRING_BASE;
 		out[n++] = VHU_REQ_SET_VRING_ADDR;
-		out[n++] = VHU_REQ_SET_VRING_BASE;
+		if (!H.qemu_order)
+			out[n++] = VHU_REQ_SET_VRING_BASE;
 		out[n++] = VHU_REQ_SET_VRING_KICK;
 		out[n++] = VHU_REQ_SET_VRING_CALL;
 	}
@@ -415,8 +447,7 @@ static void check_handshake(struct vhu_fe *fe, bool packed, bool mem_slots,
 	}
 
 	/* request_done: QEMU's order, everything accepted. */
-	n = expected_requests(pf, mem_slots, vhu_fe_mem_nregions(fe), NQ, false,
-			      want);
+	n = expected_requests(pf, mem_slots, vhu_fe_mem_nregions(fe), NQ, want);
 	ck_assert_uint_ge(H.nreq - req_from, n);
 	for (unsigned i = 0; i < n; i++) {
 		struct req_done *d = &H.req[req_from + i];
@@ -1064,6 +1095,171 @@ START_TEST(in_order_no_event_idx)
 }
 END_TEST
 
+/* SEND_RARP and NET_SET_MTU reach their callbacks; refusals come back as
+ * non-zero acks. */
+START_TEST(rarp_and_mtu)
+{
+	const uint8_t mac[6] = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x56 };
+	struct vhu_fe *fe;
+
+	start_server_fe(&fe, false, true);
+	ck_assert(vhu_fe_acked_protocol_features(fe) & VHU_BIT(VHU_PF_RARP));
+	ck_assert(vhu_fe_acked_protocol_features(fe) & VHU_BIT(VHU_PF_NET_MTU));
+	assert_fe_ok(vhu_fe_send_rarp(fe, mac), "SEND_RARP");
+	assert_fe_ok(vhu_fe_net_set_mtu(fe, 1500), "NET_SET_MTU");
+	ck_assert_int_eq(vhu_fe_net_set_mtu(fe, 9500), -EREMOTEIO); /* callback */
+	ck_assert_int_eq(vhu_fe_net_set_mtu(fe, 60), -EREMOTEIO);   /* < 68 */
+	lock();
+	ck_assert_int_eq(H.rarps, 1);
+	ck_assert_mem_eq(H.rarp_mac, mac, 6);
+	ck_assert_uint_eq(H.mtu, 1500);
+	ck_assert_int_eq(req_result(VHU_REQ_NET_SET_MTU), -EINVAL);
+	unlock();
+	stop_server_fe(fe);
+}
+END_TEST
+
+/* RESET_DEVICE stops and forgets the rings and the features; QEMU's
+ * vhost_dev_start on the same connection brings the device back. */
+START_TEST(reset_device_and_restart)
+{
+	struct vhu_fe_handshake_opts o = {
+		.sz = sizeof(o), .num_queues = NQ, .ring_size = 64,
+		.need_reply = true, .packed = _i,
+	};
+	struct vhu_queue_info qi;
+	struct vhu_fe *fe;
+	unsigned mark;
+
+	start_server_fe(&fe, _i, true);
+	lock();
+	mark = H.nev;
+	unlock();
+	assert_fe_ok(vhu_fe_reset_device(fe), "RESET_DEVICE");
+	lock();
+	ck_assert(!vhu_dev_is_ready(H.dev));
+	ck_assert_uint_eq(vhu_dev_features(H.dev), 0);
+	ck_assert_int_ge(find_ev(mark, EV_STOPPED, -1, 0), 0);
+	for (uint16_t q = 0; q < NQ; q++) {
+		ck_assert_int_ge(find_ev(mark, EV_QUEUE, q, VHU_QUEUE_STOPPED), 0);
+		ck_assert_int_eq(vhu_dev_queue_info(H.dev, q, &qi), 0);
+		ck_assert(!qi.started);
+		ck_assert_uint_eq(qi.size, 0);
+		ck_assert_int_eq(qi.kick_fd, -1);
+		ck_assert_int_eq(qi.call_fd, -1);
+	}
+	mark = H.nev;
+	unlock();
+	/* Rings need features first. */
+	ck_assert_int_eq(vhu_fe_set_vring_num(fe, 0, 64), -EREMOTEIO);
+	assert_fe_ok(vhu_fe_start(fe, &o), "start again");
+	wait_ready();
+	lock();
+	ck_assert_uint_eq(vhu_dev_features(H.dev), vhu_fe_acked_features(fe));
+	ck_assert_int_ge(find_ev(mark, EV_READY, -1, 0), 0);
+	for (uint16_t q = 0; q < NQ; q++) {
+		ck_assert_int_eq(vhu_dev_queue_info(H.dev, q, &qi), 0);
+		ck_assert(qi.started && qi.enabled);
+		ck_assert_int_eq(qi.packed, _i);
+	}
+	unlock();
+	stop_server_fe(fe);
+}
+END_TEST
+
+/* In-band notifications: a queue started without a kick fd is kicked with
+ * VRING_KICK messages. */
+START_TEST(inband_kick)
+{
+	struct vhu_fe_handshake_opts o = {
+		.sz = sizeof(o), .num_queues = NQ, .need_reply = true,
+		.inband_notifications = true,
+	};
+	struct vhu_queue_info qi;
+	struct vhu_fe *fe;
+	uint32_t base;
+
+	hs_begin();
+	ck_assert_int_eq(vhu_dev_listen(H.dev, H.path), 0);
+	be_start();
+	fe = connect_fe();
+	do_handshake(fe, &o);
+	ck_assert(vhu_fe_acked_protocol_features(fe) &
+		  VHU_BIT(VHU_PF_INBAND_NOTIFICATIONS));
+	/* Queue 1 goes in-band: stop it, start it without a kick fd. */
+	assert_fe_ok(vhu_fe_get_vring_base(fe, 1, &base), "GET_VRING_BASE");
+	assert_fe_ok(vhu_fe_queue_set_inband(fe, 1, true), "set inband");
+	assert_fe_ok(vhu_fe_queue_start(fe, 1), "restart queue 1");
+	queue_info(1, &qi);
+	ck_assert(qi.started);
+	ck_assert_int_eq(qi.kick_fd, -1);
+	assert_fe_ok(vhu_fe_queue_kick(fe, 1), "VRING_KICK");
+	assert_fe_ok(vhu_fe_queue_kick(fe, 1), "VRING_KICK");
+	lock();
+	ck_assert_int_eq(req_result(VHU_REQ_VRING_KICK), 0);
+	ck_assert_int_eq(count_ev(EV_QUEUE, 1, VHU_QUEUE_KICKED), 2);
+	ck_assert_int_eq(count_ev(EV_QUEUE, 0, VHU_QUEUE_KICKED), 0);
+	unlock();
+	stop_server_fe(fe);
+}
+END_TEST
+
+/* Guest memory QEMU-style but less tidy: regions high in gpa with holes
+ * between them, placed at an offset in sealed memfds. */
+START_TEST(memory_layout)
+{
+	struct vhu_fe_mem_opts mo = {
+		.sz = sizeof(mo), .nregions = 3, .region_size = 2u << 20,
+		.base_gpa = 1ull << 32, .hole = 1u << 20,
+		.mmap_offset = 64u << 10, .flags = VHU_FE_MEM_SEAL,
+	};
+	struct vhu_fe_handshake_opts o = {
+		.sz = sizeof(o), .num_queues = NQ, .mem_slots = _i,
+		.need_reply = true,
+	};
+	struct vhu_fe *fe;
+	uint64_t gpa;
+
+	hs_begin();
+	ck_assert_int_eq(vhu_dev_listen(H.dev, H.path), 0);
+	be_start();
+	fe = connect_fe();
+	assert_fe_ok(vhu_fe_mem_setup(fe, &mo), "mem setup");
+	ck_assert_int_eq(vhu_fe_mem_setup(fe, &mo), -EBUSY);
+	ck_assert_uint_eq(vhu_fe_mem_region(fe, 1)->gpa, (1ull << 32) + (3u << 20));
+	ck_assert_ptr_null(vhu_fe_gpa_to_ptr(fe, (1ull << 32) + (2u << 20), 1));
+	ck_assert_ptr_null(vhu_fe_gpa_to_ptr(fe, (1ull << 32) + (2u << 20) - 1, 2));
+	/* No two regions touch: nothing can straddle. */
+	ck_assert_int_eq(vhu_fe_mem_alloc_straddle(fe, 64, &gpa), -ENOMEM);
+	do_handshake(fe, &o);
+	check_handshake(fe, false, _i, 0, 0);
+	lock();
+	ck_assert_uint_eq(vhu_dev_mem_regions(H.dev), 3);
+	unlock();
+	stop_server_fe(fe);
+}
+END_TEST
+
+/* QEMU's exact order: the call notifiers before any feature is set, and
+ * each ring's base before its address. */
+START_TEST(qemu_order)
+{
+	struct vhu_fe_handshake_opts o = {
+		.sz = sizeof(o), .num_queues = NQ, .packed = _i, .qemu_order = true,
+	};
+	struct vhu_fe *fe;
+
+	hs_begin();
+	H.qemu_order = true;
+	ck_assert_int_eq(vhu_dev_listen(H.dev, H.path), 0);
+	be_start();
+	fe = connect_fe();
+	do_handshake(fe, &o);
+	check_handshake(fe, _i, false, 0, 0);
+	stop_server_fe(fe);
+}
+END_TEST
+
 static Suite *handshake_suite(void)
 {
 	Suite *s = suite_create("handshake");
@@ -1085,17 +1281,16 @@ static Suite *handshake_suite(void)
 	tcase_add_test(tc, no_protocol_features);
 	tcase_add_test(tc, raw_messages);
 	tcase_add_test(tc, in_order_no_event_idx);
+	tcase_add_test(tc, rarp_and_mtu);
+	tcase_add_loop_test(tc, reset_device_and_restart, 0, 2);
+	tcase_add_test(tc, inband_kick);
+	tcase_add_loop_test(tc, memory_layout, 0, 2);
+	tcase_add_loop_test(tc, qemu_order, 0, 2);
 	suite_add_tcase(s, tc);
 	return s;
 }
 
 int main(void)
 {
-	SRunner *sr = srunner_create(handshake_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return tu_run_suite(handshake_suite());
 }

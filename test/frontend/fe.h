@@ -14,6 +14,22 @@
  * and set errno.  Nothing here aborts or exits.  Every fd the fe opens is
  * closed by vhu_fe_free().  A struct vhu_fe is used by one thread at a time.
  *
+ * A typical test (the device served by test/util's tu_backend thread):
+ *
+ *	struct vhu_fe *fe = vhu_fe_connect(path, 3000);
+ *	struct vhu_fe_handshake_opts o = { .sz = sizeof(o), .num_queues = 2 };
+ *	vhu_fe_handshake(fe, &o, NULL);          // memory, rings, DRIVER_OK
+ *	struct vhu_fe_ring *r = vhu_fe_queue_ring(fe, 0);
+ *	uint64_t gpa;
+ *	vhu_fe_mem_alloc(fe, 4096, 0, &gpa);     // a buffer in guest memory
+ *	struct vhu_fe_buf b = { gpa, 4096 };
+ *	vhu_fe_ring_add(r, &b, 1, 0, token);     // one device-readable buffer
+ *	vhu_fe_queue_notify(fe, 0);              // publish, kick if wanted
+ *	... the device works ...
+ *	vhu_fe_queue_wait_call(fe, 0, 1000, NULL);
+ *	while (vhu_fe_ring_get_used(r, &id, &len, &token) == 1) ...
+ *	vhu_fe_free(fe);
+ *
  * Specific errors: -ETIMEDOUT (no reply in time), -ECONNRESET (the back-end
  * closed the connection), -EPROTO (a reply with a wrong header),
  * -EREMOTEIO (the back-end answered a NEED_REPLY request with a non-zero
@@ -29,7 +45,7 @@
 #include "proto.h"
 
 #define VHU_FE_MAX_QUEUES 64
-#define VHU_FE_MAX_REGIONS 16
+#define VHU_FE_MAX_REGIONS 512 /* enough to run past 509 memory slots */
 #define VHU_FE_DEFAULT_TIMEOUT_MS 5000
 
 struct vhu_fe;
@@ -68,8 +84,8 @@ bool vhu_fe_is_connected(const struct vhu_fe *fe);
 int vhu_fe_sock_fd(const struct vhu_fe *fe);
 
 /** vhu_fe_wait_hangup() - wait until the back-end closes the connection:
- *  0 when it did (the fe is then disconnected), -EPROTO if it sent data,
- *  -ETIMEDOUT. */
+ *  0 when it did (the fe is then disconnected), -EPROTO if it sent data
+ *  instead (left unread), -ETIMEDOUT. */
 int vhu_fe_wait_hangup(struct vhu_fe *fe, int timeout_ms);
 
 /** Default timeout for replies (VHU_FE_DEFAULT_TIMEOUT_MS). */
@@ -145,9 +161,11 @@ int vhu_fe_reset_owner(struct vhu_fe *fe);
 int vhu_fe_reset_device(struct vhu_fe *fe);
 int vhu_fe_get_queue_num(struct vhu_fe *fe, uint64_t *num);
 int vhu_fe_get_max_mem_slots(struct vhu_fe *fe, uint64_t *slots);
-/** SET_MEM_TABLE with every region of the fe's guest memory. */
+/** SET_MEM_TABLE with every region of the fe's guest memory (at most
+ *  VHU_MEM_TABLE_MAX_REGIONS, else -E2BIG: use ADD_MEM_REG). */
 int vhu_fe_set_mem_table(struct vhu_fe *fe);
-/** SET_MEM_TABLE with a table of the caller's (hostile tests). */
+/** SET_MEM_TABLE with a table of the caller's (hostile tests): any
+ *  @nregions up to 4096, sent as the header says, with @nfds fds. */
 int vhu_fe_set_mem_table_raw(struct vhu_fe *fe,
 			     const struct vhu_mem_region *regions,
 			     uint32_t nregions, const int *fds, size_t nfds);
@@ -498,15 +516,18 @@ int vhu_fe_queue_start(struct vhu_fe *fe, uint16_t idx);
 struct vhu_fe_ring *vhu_fe_queue_ring(struct vhu_fe *fe, uint16_t idx);
 int vhu_fe_queue_kick_fd(const struct vhu_fe *fe, uint16_t idx);
 int vhu_fe_queue_call_fd(const struct vhu_fe *fe, uint16_t idx);
-/** vhu_fe_queue_set_inband() - queue @idx gets no kick fd from
- *  vhu_fe_queue_start() (SET_VRING_KICK with the no-fd bit) and
- *  vhu_fe_queue_kick() sends VRING_KICK in-band (INBAND_NOTIFICATIONS). */
+/** vhu_fe_queue_set_inband() - queue @idx gets no kick and no call fd
+ *  from vhu_fe_queue_start() (the no-fd bit), vhu_fe_queue_kick() sends
+ *  VRING_KICK and vhu_fe_queue_wait_call() waits for the back-end's
+ *  VRING_CALL on the back-end channel (INBAND_NOTIFICATIONS; other
+ *  back-end requests arriving meanwhile are acked and dropped). */
 int vhu_fe_queue_set_inband(struct vhu_fe *fe, uint16_t idx, bool on);
 /** Signal queue @idx: its kick eventfd, or VRING_KICK when in-band. */
 int vhu_fe_queue_kick(struct vhu_fe *fe, uint16_t idx);
 /** Publish and kick when the device wants a notification. */
 int vhu_fe_queue_notify(struct vhu_fe *fe, uint16_t idx);
-/** Wait up to @timeout_ms for the call eventfd; returns the counter read. */
+/** Wait up to @timeout_ms (-1: forever) for a used-buffer notification:
+ *  the call eventfd (*@count: its counter), or in-band (*@count: 1). */
 int vhu_fe_queue_wait_call(struct vhu_fe *fe, uint16_t idx, int timeout_ms,
 			   uint64_t *count);
 /** Number of queues set up (highest index + 1). */
@@ -534,6 +555,10 @@ struct vhu_fe_handshake_opts {
 	bool no_enable;            /* skip SET_VRING_ENABLE */
 	bool no_status;            /* skip SET_STATUS */
 	bool in_order;             /* ack VIRTIO_F_IN_ORDER (QEMU's default: no) */
+	/* QEMU's exact order instead of the plain one: after SET_OWNER a
+	 * second GET_FEATURES and SET_VRING_CALL for every queue (before
+	 * SET_FEATURES), then per queue NUM, BASE, ADDR, KICK, CALL. */
+	bool qemu_order;
 	/* Ack INBAND_NOTIFICATIONS when offered (with BACKEND_REQ and
 	 * REPLY_ACK); QEMU never does, so the default is not to.  The queues
 	 * still get kick fds unless vhu_fe_queue_set_inband() says not to. */
@@ -563,5 +588,14 @@ struct vhu_fe_handshake_info {
  */
 int vhu_fe_handshake(struct vhu_fe *fe, const struct vhu_fe_handshake_opts *opts,
 		     struct vhu_fe_handshake_info *info);
+
+/**
+ * vhu_fe_start() - only the second half of the handshake (QEMU's
+ * vhost_dev_start): SET_FEATURES, SET_MEM_TABLE (not ADD_MEM_REG: with
+ * mem_slots the back-end keeps its regions), the rings, enable, status.
+ * For a connection that negotiated already, e.g. after RESET_DEVICE or
+ * RESET_OWNER.  -EINVAL before any GET_FEATURES.
+ */
+int vhu_fe_start(struct vhu_fe *fe, const struct vhu_fe_handshake_opts *opts);
 
 #endif

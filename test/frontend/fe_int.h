@@ -59,5 +59,6 @@ void fe_mem_free(struct vhu_fe *fe);
 
 /* fe_queue.c */
 void fe_queues_free(struct vhu_fe *fe);
+int fe_queue_start(struct vhu_fe *fe, uint16_t idx, bool qemu_order);
 
 #endif

@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <string.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -50,6 +51,15 @@ int vhu_fe_queue_setup(struct vhu_fe *fe, uint16_t idx, bool packed,
 		vhu_fe_ring_fini(&q->ring);
 		goto err_down;
 	}
+	/* A fresh ring starts with no notification pending either way. */
+	{
+		uint64_t v;
+
+		while (read(q->kick_fd, &v, sizeof(v)) == sizeof(v))
+			;
+		while (read(q->call_fd, &v, sizeof(v)) == sizeof(v))
+			;
+	}
 	q->set_up = true;
 	if (idx >= fe->nqueues)
 		fe->nqueues = idx + 1u;
@@ -84,7 +94,7 @@ static struct vhu_fe_queue *fe_queue(const struct vhu_fe *fe, uint16_t idx)
 	return (struct vhu_fe_queue *)&fe->q[idx];
 }
 
-int vhu_fe_queue_start(struct vhu_fe *fe, uint16_t idx)
+int fe_queue_start(struct vhu_fe *fe, uint16_t idx, bool qemu_order)
 {
 	struct vhu_fe_queue *q = fe_queue(fe, idx);
 	struct vhu_fe_ring *r;
@@ -94,18 +104,26 @@ int vhu_fe_queue_start(struct vhu_fe *fe, uint16_t idx)
 		return -EINVAL;
 	r = &q->ring;
 	err = vhu_fe_set_vring_num(fe, idx, r->num);
+	/* QEMU's vhost_virtqueue_start() sends the base before the address. */
+	if (!err && qemu_order)
+		err = vhu_fe_set_vring_base(fe, idx, vhu_fe_ring_base(r));
 	if (!err)
 		err = vhu_fe_set_vring_addr(fe, idx,
 					    vhu_fe_gpa_to_uva(fe, r->desc_gpa),
 					    vhu_fe_gpa_to_uva(fe, r->used_gpa),
 					    vhu_fe_gpa_to_uva(fe, r->avail_gpa), 0);
-	if (!err)
+	if (!err && !qemu_order)
 		err = vhu_fe_set_vring_base(fe, idx, vhu_fe_ring_base(r));
 	if (!err)
 		err = vhu_fe_set_vring_kick(fe, idx, q->inband ? -1 : q->kick_fd);
 	if (!err)
-		err = vhu_fe_set_vring_call(fe, idx, q->call_fd);
+		err = vhu_fe_set_vring_call(fe, idx, q->inband ? -1 : q->call_fd);
 	return err;
+}
+
+int vhu_fe_queue_start(struct vhu_fe *fe, uint16_t idx)
+{
+	return fe_queue_start(fe, idx, false);
 }
 
 struct vhu_fe_ring *vhu_fe_queue_ring(struct vhu_fe *fe, uint16_t idx)
@@ -165,6 +183,39 @@ int vhu_fe_queue_notify(struct vhu_fe *fe, uint16_t idx)
 	return vhu_fe_queue_kick(fe, idx);
 }
 
+/* In-band: wait for the back-end's VRING_CALL for queue @idx. */
+static int fe_wait_inband_call(struct vhu_fe *fe, uint16_t idx, int timeout_ms,
+			       uint64_t *count)
+{
+	int64_t deadline = fe_deadline(timeout_ms);
+	struct vhu_fe_breq req;
+
+	for (;;) {
+		struct vhu_vring_state st;
+		int64_t left = timeout_ms < 0 ? -1 : deadline - fe_deadline(0);
+		bool ours;
+		int err;
+
+		err = vhu_fe_backend_recv(fe, &req, left < 0 && timeout_ms >= 0 ?
+					  0 : (int)left);
+		if (err)
+			return err;
+		memcpy(&st, req.payload, sizeof(st));
+		ours = req.hdr.request == VHU_BREQ_VRING_CALL &&
+		       req.hdr.size == sizeof(st) && st.index == idx;
+		/* Anything else on the channel is acknowledged and dropped. */
+		err = vhu_fe_backend_reply(fe, &req, 0);
+		vhu_fe_breq_close_fds(&req);
+		if (err)
+			return err;
+		if (ours) {
+			if (count)
+				*count = 1;
+			return 0;
+		}
+	}
+}
+
 int vhu_fe_queue_wait_call(struct vhu_fe *fe, uint16_t idx, int timeout_ms,
 			   uint64_t *count)
 {
@@ -175,6 +226,8 @@ int vhu_fe_queue_wait_call(struct vhu_fe *fe, uint16_t idx, int timeout_ms,
 
 	if (!q)
 		return -EINVAL;
+	if (q->inband)
+		return fe_wait_inband_call(fe, idx, timeout_ms, count);
 	p.fd = q->call_fd;
 	p.events = POLLIN;
 	do

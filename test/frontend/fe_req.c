@@ -4,6 +4,7 @@
  * of the back-end channel.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -135,24 +136,29 @@ int vhu_fe_set_mem_table_raw(struct vhu_fe *fe,
 			     const struct vhu_mem_region *regions,
 			     uint32_t nregions, const int *fds, size_t nfds)
 {
-	uint8_t buf[sizeof(struct vhu_mem_table_hdr) +
-		    VHU_FE_MAX_REGIONS * sizeof(struct vhu_mem_region)];
 	struct vhu_mem_table_hdr h = { .nregions = nregions };
 	size_t len;
+	uint8_t *buf;
+	int err;
 
-	if (nregions > VHU_FE_MAX_REGIONS)
+	if (nregions > 4096)
 		return -E2BIG;
 	len = sizeof(h) + nregions * sizeof(*regions);
+	buf = malloc(len);
+	if (!buf)
+		return -ENOMEM;
 	memcpy(buf, &h, sizeof(h));
 	if (nregions)
 		memcpy(buf + sizeof(h), regions, nregions * sizeof(*regions));
-	return fe_do(fe, VHU_REQ_SET_MEM_TABLE, buf, len, fds, nfds);
+	err = fe_do(fe, VHU_REQ_SET_MEM_TABLE, buf, len, fds, nfds);
+	free(buf);
+	return err;
 }
 
 int vhu_fe_set_mem_table(struct vhu_fe *fe)
 {
-	struct vhu_mem_region d[VHU_FE_MAX_REGIONS];
-	int fds[VHU_FE_MAX_REGIONS];
+	struct vhu_mem_region d[VHU_MEM_TABLE_MAX_REGIONS];
+	int fds[VHU_MEM_TABLE_MAX_REGIONS];
 
 	if (fe->nregions > VHU_MEM_TABLE_MAX_REGIONS)
 		return -E2BIG;

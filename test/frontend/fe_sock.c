@@ -261,7 +261,7 @@ int vhu_fe_wait_hangup(struct vhu_fe *fe, int timeout_ms)
 	err = fe_wait(fe->sock, POLLIN, fe_deadline(timeout_ms));
 	if (err)
 		return err;
-	n = recv(fe->sock, &c, 1, MSG_DONTWAIT);
+	n = recv(fe->sock, &c, 1, MSG_DONTWAIT | MSG_PEEK); /* data stays */
 	if (n > 0)
 		return -EPROTO;
 	if (n < 0 && errno != ECONNRESET)
