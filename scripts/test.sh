@@ -6,8 +6,10 @@
 #   2. builds with gcc and with clang (-Werror) and runs every Check suite
 #      and the install/pkg-config consumer test (ctest),
 #   3. runs the Check suites again under ASan+UBSan and valgrind memcheck,
-#   4. runs the interop tests against real peers: QEMU booting a Linux guest,
-#      and DPDK's virtio_user (dpdk-testpmd).
+#   4. runs the interop tests against real peers: QEMU booting a Linux guest
+#      (handshake; vhu-l2fwd carrying ping and TCP), and DPDK's virtio_user
+#      (dpdk-testpmd: handshake, traffic with vhu-bench and vhu-l2fwd),
+#   5. runs every fuzz target for a minute (scripts/fuzz.sh).
 # Prints "N passed, N failed" (one line per stage and a total) and exits
 # non-zero when anything failed.  Set VHU_SKIP_INTEROP=1 to skip stage 4.
 set -uo pipefail
@@ -76,12 +78,16 @@ for t in build-test-gcc/test/test_*; do
 done
 
 if [[ ${VHU_SKIP_INTEROP:-0} != 1 ]]; then
-	for s in qemu-handshake dpdk-handshake dpdk-traffic; do
+	for s in qemu-handshake dpdk-handshake dpdk-traffic qemu-l2fwd dpdk-l2fwd; do
 		stage "interop: $s"
 		timeout 900 "test/interop/$s.sh" "$repo/build-test-gcc"
 		result "$s" $?
 	done
 fi
+
+stage "fuzzing: every target for ${VHU_FUZZ_SECONDS:-60} s"
+bash scripts/fuzz.sh "${VHU_FUZZ_SECONDS:-60}"
+result "fuzz" $?
 
 printf '\n'
 echo "test.sh: $passed passed, $failed failed"
