@@ -17,7 +17,8 @@
 # Cases: split, packed (packed=on), nomrg (mrg_rxbuf=off), client
 # (vhu-l2fwd --client, QEMU serves the socket; the first QEMU is stopped,
 # a second one started on the same socket, and traffic must flow again),
-# mq (2 queue pairs, -smp 2: both enabled, spread over one NIC queue).
+# mq (2 queue pairs, -smp 2: both enabled, spread over one NIC queue),
+# mq2 (the same over a veth with two queues, both served).
 # VHU_L2FWD_QEMU_CASES="split packed" picks some; VHU_KEEP=1 keeps the
 # work directory.  Needs root.  Last line: "N passed, N failed".
 set -uo pipefail
@@ -34,7 +35,7 @@ repo=$(cd "$here/../.." && pwd)
 build=$(cd "$1" && pwd)
 l2fwd=$build/examples/vhu-l2fwd
 qemu=${QEMU:-qemu-system-x86_64}
-cases=${VHU_L2FWD_QEMU_CASES:-split packed nomrg client mq}
+cases=${VHU_L2FWD_QEMU_CASES:-split packed nomrg client mq mq2}
 boot_timeout=${VHU_BOOT_TIMEOUT:-120}
 xfer_timeout=${VHU_XFER_TIMEOUT:-180}
 MIB=8
@@ -76,9 +77,12 @@ echo "qemu-l2fwd: guest image"
 kernel=$(sed -n 1p "$work/guest-image.out")
 initrd=$(sed -n 2p "$work/guest-image.out")
 
+# net_up [NICQ]: the veth pair, with NICQ queues each way (default 1).
 net_up() {
+	local nq=${1:-1}
 	ip netns add "$nsa" && ip netns add "$nsb" &&
-		ip link add "$tag"a type veth peer name "$tag"b &&
+		ip link add "$tag"a numtxqueues "$nq" numrxqueues "$nq" type veth \
+			peer name "$tag"b numtxqueues "$nq" numrxqueues "$nq" &&
 		ip link set "$tag"a netns "$nsa" && ip link set "$tag"b netns "$nsb" &&
 		ip -n "$nsa" link set "$tag"a name va && ip -n "$nsb" link set "$tag"b name vb || return 1
 	ip netns exec "$nsa" ethtool -K va rx off tx off tso off gso off gro off >/dev/null 2>&1
@@ -197,13 +201,14 @@ idle_cpu() {
 	((t1 - t0 < 30)) || case_error "vhu-l2fwd used $((t1 - t0)) ticks in 3 s with an idle guest"
 }
 
-# run_case NAME CLIENT(0|1) DEVICE_EXTRA [PAIRS]
+# run_case NAME CLIENT(0|1) DEVICE_EXTRA [PAIRS [NICQ]]
 run_case() {
-	local name=$1 client=$2 extra=$3 pairs=${4:-1} dir=$work/$1 chardev device rc netdev q
+	local name=$1 client=$2 extra=$3 pairs=${4:-1} nicq=${5:-1} dir=$work/$1 chardev device rc netdev q
 	local -a largs=()
 	case_begin "qemu-l2fwd $name"
 	mkdir -p "$dir"
-	net_up || case_error "cannot create namespaces/veth"
+	net_up "$nicq" || case_error "cannot create namespaces/veth"
+	((nicq > 1)) && largs+=(--queue-id "$(seq -s, 0 $((nicq - 1)))")
 	chardev="socket,id=c0,path=$dir/sock"
 	device="virtio-net-pci,netdev=n0,vectors=0,romfile=$extra"
 	netdev=vhost-user,id=n0,chardev=c0
@@ -263,6 +268,7 @@ for c in $cases; do
 	nomrg) run_case nomrg 0 ",mrg_rxbuf=off" ;;
 	client) run_case client 1 "" ;;
 	mq) run_case mq 0 "" 2 ;;
+	mq2) run_case mq2 0 "" 2 2 ;;
 	*)
 		case_begin "qemu-l2fwd $c"
 		case_error "unknown case"
