@@ -11,6 +11,7 @@
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <stdio.h>
 #include <unistd.h>
 
 #include "mem.h"
@@ -251,6 +252,79 @@ START_TEST(replace_keeps_shared_regions)
 }
 END_TEST
 
+/* POSIX shm and hugetlbfs files back guest memory too; on hugetlbfs the
+ * mapping is aligned to the huge page size, whatever the region offset. */
+static long set_hugepages(long n)
+{
+	FILE *f = fopen("/proc/sys/vm/nr_hugepages", "r+");
+	long old = -1;
+
+	if (!f)
+		return -1;
+	if (fscanf(f, "%ld", &old) == 1 && n >= 0) {
+		rewind(f);
+		fprintf(f, "%ld\n", n);
+	}
+	fclose(f);
+	return old;
+}
+
+START_TEST(shm_and_hugetlbfs)
+{
+	struct vhu_mem m;
+	char name[64];
+	int nfd = tu_count_fds();
+
+	ck_assert_int_eq(vhu_mem_init(&m, 8, 1, &lg), 0);
+	snprintf(name, sizeof(name), "/vhu-test-%d", (int)getpid());
+	int shm = shm_open(name, O_RDWR | O_CREAT | O_EXCL, 0600);
+	ck_assert_int_ge(shm, 0);
+	shm_unlink(name);
+	ck_assert_int_eq(ftruncate(shm, (off_t)MB), 0);
+	uint8_t *p = mmap(NULL, MB, PROT_READ | PROT_WRITE, MAP_SHARED, shm, 0);
+	ck_assert_ptr_ne(p, MAP_FAILED);
+	p[MB / 2 + 100] = 0x5a;
+	/* offset MB/2 - 4 KiB: page aligned, region MB/2 long */
+	struct vhu_mem_region r = reg(0, MB / 2, 0x1000000, MB / 2 - 4096);
+	ck_assert_int_eq(vhu_mem_set_table(&m, &r, &shm, 1), 0);
+	uint64_t len = 1;
+	uint8_t *q = vhu_gpa_to_va(vhu_mem_current(&m), 4096 + 100, &len);
+	ck_assert_ptr_nonnull(q);
+	ck_assert_uint_eq(*q, 0x5a);
+	munmap(p, MB);
+
+	/* hugetlbfs: make sure huge pages exist (the suite runs as root in CI) */
+	long old = set_hugepages(-1);
+	if (old < 0) {
+		fprintf(stderr, "shm_and_hugetlbfs: no /proc/sys/vm/nr_hugepages; "
+			"hugetlbfs part not run\n");
+	} else {
+		if (old < 4)
+			set_hugepages(old + 4);
+		int hfd = memfd_create("vhu-huge", MFD_CLOEXEC | MFD_HUGETLB);
+		ck_assert_msg(hfd >= 0, "MFD_HUGETLB: %s", strerror(errno));
+		ck_assert_int_eq(ftruncate(hfd, (off_t)(4 * MB)), 0);
+		uint8_t *h = mmap(NULL, 4 * MB, PROT_READ | PROT_WRITE, MAP_SHARED, hfd, 0);
+		ck_assert_ptr_ne(h, MAP_FAILED);
+		h[2 * MB + 4096 + 7] = 0xa5;
+		/* offset 2 MiB + 4 KiB: not aligned to the huge page */
+		struct vhu_mem_region hr = reg(1ull << 32, MB, 0x9000000, 2 * MB + 4096);
+		ck_assert_int_eq(vhu_mem_set_table(&m, &hr, &hfd, 1), 0);
+		const struct vhu_memtable *t = vhu_mem_current(&m);
+		ck_assert_uint_eq(t->r[0]->map_len % (2 * MB), 0);
+		len = 1;
+		q = vhu_gpa_to_va(t, (1ull << 32) + 7, &len);
+		ck_assert_ptr_nonnull(q);
+		ck_assert_uint_eq(*q, 0xa5);
+		munmap(h, 4 * MB);
+	}
+	vhu_mem_destroy(&m);
+	if (old >= 0)
+		set_hugepages(old);
+	ck_assert_int_eq(tu_count_fds(), nfd);
+}
+END_TEST
+
 /*
  * A reader thread translates and reads guest memory in a tight loop while
  * the control thread replaces the table thousands of times, alternating
@@ -365,6 +439,7 @@ int main(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, translate_basic);
 	tcase_add_test(tc, many_slots);
+	tcase_add_test(tc, shm_and_hugetlbfs);
 	tcase_add_test(tc, bad_regions);
 	tcase_add_test(tc, replace_keeps_shared_regions);
 	tcase_add_test(tc, replace_under_concurrent_reader);
