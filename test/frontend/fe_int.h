@@ -3,6 +3,7 @@
 #ifndef VHU_FE_INT_H
 #define VHU_FE_INT_H
 
+#include <stdio.h>
 #include <sys/un.h>
 
 #include "fe.h"
@@ -36,7 +37,14 @@ struct vhu_fe {
 
 	struct vhu_fe_queue q[VHU_FE_MAX_QUEUES];
 	unsigned nqueues;
+
+	FILE *record; /* fe_record.c: VHU_FE_RECORD */
 };
+
+/* fe_record.c */
+void fe_record(struct vhu_fe *fe, uint32_t request, uint32_t flags,
+	       const void *payload, size_t len, const int *fds, size_t nfds);
+void fe_record_close(struct vhu_fe *fe);
 
 /* fe_sock.c */
 int fe_sock_connect(const char *path, int timeout_ms);

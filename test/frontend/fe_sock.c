@@ -232,6 +232,7 @@ void vhu_fe_free(struct vhu_fe *fe)
 	}
 	fe_queues_free(fe);
 	fe_mem_free(fe);
+	fe_record_close(fe);
 	free(fe);
 }
 
@@ -392,6 +393,7 @@ int vhu_fe_send_hdr(struct vhu_fe *fe, uint32_t request, uint32_t flags,
 
 	if (len > (64u << 10))
 		return -EMSGSIZE;
+	fe_record(fe, request, flags, payload, len, fds, nfds);
 	buf = malloc(sizeof(hdr) + len);
 	if (!buf)
 		return -ENOMEM;
