@@ -12,10 +12,14 @@
 #define STAT_ADD(vq, field, n) \
 	atomic_fetch_add_explicit(&(vq)->field, (n), memory_order_relaxed)
 
-/* Private to the data plane: the state seen at vhu_vq_begin(). */
+/* Private to the data plane: the state seen at vhu_vq_begin() (or since
+ * set BROKEN by vhu_vq_fail()).  The control thread waits for the burst to
+ * end before it changes anything, so a burst that began RUNNING stays so:
+ * no call of it is skipped half-way (a skipped notify or set_kicks loses a
+ * wakeup). */
 static inline bool burst_running(const struct vhu_vq *vq, uint32_t *state)
 {
-	*state = atomic_load_explicit(&vq->dp_state, memory_order_relaxed);
+	*state = vq->burst_state;
 	return (*state & VHU_DP_RUNNING) && vq->mt;
 }
 
@@ -29,6 +33,7 @@ unsigned vhu_vq_begin(struct vhu_vq *vq)
 	vq->mt = vhu_mem_read_begin(&vq->dev->mem, &vq->reader);
 	/* Acquire pairs with the release in vq_publish() (vring.c). */
 	s = atomic_load_explicit(&vq->dp_state, memory_order_acquire);
+	vq->burst_state = s;
 	if (s & VHU_DP_RUNNING)
 		r |= VHU_VQ_RUNNING;
 	if (s & VHU_DP_ENABLED)
@@ -41,6 +46,7 @@ unsigned vhu_vq_begin(struct vhu_vq *vq)
 void vhu_vq_end(struct vhu_vq *vq)
 {
 	vq->mt = NULL;
+	vq->burst_state = 0;
 	vhu_mem_read_end(&vq->reader);
 }
 
@@ -55,6 +61,7 @@ int vhu_vq_fail(struct vhu_vq *vq, const char *fmt, ...)
 		&vq->dp_state, &old, (old | VHU_DP_BROKEN) & ~VHU_DP_RUNNING,
 		memory_order_relaxed, memory_order_relaxed))
 		;
+	vq->burst_state = (vq->burst_state | VHU_DP_BROKEN) & ~VHU_DP_RUNNING;
 	if (old & VHU_DP_BROKEN)
 		return -EIO;
 	STAT_ADD(vq, st_errors, 1);

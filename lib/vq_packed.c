@@ -163,6 +163,7 @@ int vhu_vq_push_packed(struct vhu_vq *vq, const struct vhu_req *reqs,
 			head_flags = flags;
 		else
 			st16_release(&ring[slot].flags, flags);
+		vq->used_since_signal += reqs[i].ndesc;
 		slot = (uint16_t)(slot + reqs[i].ndesc);
 		if (slot >= vq->size) {
 			slot = (uint16_t)(slot - vq->size);
@@ -185,14 +186,19 @@ bool vhu_vq_need_call_packed(struct vhu_vq *vq)
 	bool wrap = vq->used_wrap, old_wrap = vq->signalled_used_wrap;
 	uint16_t off_wrap = ld16(VRING_EVENT_OFF_WRAP(vq->avail));
 	uint16_t flags = ld16(VRING_EVENT_FLAGS(vq->avail));
+	uint32_t moved = vq->used_since_signal;
 	uint16_t off;
 
 	vq->signalled_used = new_idx;
 	vq->signalled_used_wrap = wrap;
 	vq->signalled_used_valid = true;
+	vq->used_since_signal = 0;
 	if (flags == VRING_EVENT_F_DISABLE)
 		return false;
-	if (flags != VRING_EVENT_F_DESC || !vq->event_idx || !valid)
+	/* More than a lap since the last signal: the wrap counters cannot
+	 * tell how many, so the event offset cannot be placed; signal. */
+	if (flags != VRING_EVENT_F_DESC || !vq->event_idx || !valid ||
+	    moved > vq->size)
 		return true;
 	/* Count in the lap of the new index: the old one and the driver's
 	 * event offset move back a lap when they are from the previous one. */

@@ -240,6 +240,7 @@ int vhu_vq_start(struct vhu_vq *vq)
 		vq->shadow_avail_idx = vq->last_avail_idx;
 	}
 	vq->signalled_used_valid = false;
+	vq->used_since_signal = 0;
 	vq->pending_used = 0;
 	vq->started = true;
 	vq->broken = false;

@@ -19,6 +19,12 @@
  *	}
  *	vhu_vq_end(vq);
  *
+ * A burst that began RUNNING stays running to vhu_vq_end(): the control
+ * thread waits for it before it stops, disables or moves the ring.  When
+ * the front-end moves guest memory under a running ring, bursts see the
+ * queue not RUNNING for a moment and vhu then writes the queue's kick
+ * eventfd, so a data plane sleeping on it looks again.
+ *
  * Segment pointers are valid until vhu_vq_end().  A request may be kept
  * across bursts and returned later; its segments then stay valid as long
  * as the front-end does not remove the memory they point into (vhu never
@@ -86,7 +92,8 @@ VHU_API int vhu_vq_pop(struct vhu_vq *vq, struct vhu_req *reqs, unsigned max,
  * vhu_vq_push() - return @n requests as used; @written[i] bytes were
  * written into request i's device-writable segments (NULL: 0 for all).
  * With VIRTIO_F_IN_ORDER negotiated, requests must be returned in the order
- * they were taken.  Returns 0 or -errno.
+ * they were taken.  Returns 0, -EAGAIN outside a running burst, -EINVAL
+ * for a request the queue never handed out, -EIO on a broken ring.
  */
 VHU_API int vhu_vq_push(struct vhu_vq *vq, const struct vhu_req *reqs,
 			const uint32_t *written, unsigned n);
