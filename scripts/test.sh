@@ -6,6 +6,7 @@
 #   2. builds with gcc and with clang (-Werror) and runs every Check suite
 #      and the install/pkg-config consumer test (ctest),
 #   3. runs the Check suites again under ASan+UBSan and valgrind memcheck,
+#      and the threaded ones under ThreadSanitizer,
 #   4. runs the interop tests against real peers: QEMU booting a Linux guest
 #      (handshake; vhu-l2fwd carrying ping and TCP), and DPDK's virtio_user
 #      (dpdk-testpmd: handshake, traffic with vhu-bench and vhu-l2fwd),
@@ -62,6 +63,10 @@ else
 	tail -n 40 "$dir.build.log"
 	result "asan-ubsan" 1
 fi
+
+stage "ThreadSanitizer: data-plane threads against the control thread"
+bash scripts/tsan.sh test_vq_stress test_mem test_vq
+result "tsan" $?
 
 stage "valgrind memcheck"
 for t in build-test-gcc/test/test_*; do
