@@ -4,6 +4,7 @@
 #ifndef VHU_FUZZ_COMMON_H
 #define VHU_FUZZ_COMMON_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -51,6 +52,13 @@ int fz_rings_up(struct fz_rings *r, uint64_t features, uint32_t size, int nq);
 void fz_rings_down(struct fz_rings *r);
 /* Apply "guest writes" from the input: offset/length/bytes into memory. */
 void fz_guest_writes(struct fz_rings *r, struct fz_in *in, unsigned max);
+
+/* Eight bursts on queue @q with limits and guest writes from the input. */
+void fz_ring_bursts(struct fz_rings *r, struct fz_in *in, int q);
+
+/* The split / packed ring target: features, ring size, images of the
+ * driver area and the descriptors, then bursts (fuzz_split.c). */
+int fz_ring_target(const uint8_t *data, size_t size, bool packed);
 
 /* Abort if fds leaked since the baseline (first call sets it). */
 void fz_check_fds(void);
