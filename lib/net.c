@@ -40,7 +40,9 @@ static inline bool has(const struct vhu_vq *vq, unsigned bit)
 
 uint32_t vhu_net_hdr_size(const struct vhu_vq *vq)
 {
-	uint64_t f = vq->dev->features;
+	/* The queue's own copy, taken when it started: the device's field is
+	 * the control thread's and may change under a running burst. */
+	uint64_t f = vq->features;
 
 	return (f & (VHU_BIT(VHU_F_VERSION_1) | VHU_BIT(VHU_NET_F_MRG_RXBUF))) ? 12 : 10;
 }

@@ -107,7 +107,7 @@ struct vhu_net_stats {
 VHU_API void vhu_net_stats(const struct vhu_vq *vq, struct vhu_net_stats *st);
 
 /** vhu_net_hdr_size() - bytes of virtio-net header on @vq's rings under the
- *  negotiated features (12 or 10). */
+ *  features negotiated when the queue started (12 or 10). */
 VHU_API uint32_t vhu_net_hdr_size(const struct vhu_vq *vq);
 
 #ifdef __cplusplus
