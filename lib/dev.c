@@ -139,6 +139,7 @@ struct vhu_dev *vhu_dev_new(const struct vhu_dev_opts *uopts)
 		vhu_vq_init(dev, &dev->vqs[i], i);
 		vhu_mem_reader_add(&dev->mem, &dev->vqs[i].reader);
 	}
+	dev->mem.guard = o.guard;
 	dev->mem.hook = dev_mem_hook;
 	dev->mem.hook_arg = dev;
 	return dev;

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 #include "mem.h"
+#include "guard_int.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -75,6 +76,8 @@ void vhu_mem_reader_remove(struct vhu_mem *m, struct vhu_mem_reader *r)
 
 static void region_unmap(struct vhu_region *r)
 {
+	if (r->guard)
+		vhu_guard_unwatch(r->guard, r->guard_slot);
 	if (r->map_base)
 		munmap(r->map_base, r->map_len);
 	free(r);
@@ -291,6 +294,20 @@ static int region_map(struct vhu_mem *m, const struct vhu_mem_region *d, int fd,
 	if (!r->shrink_sealed)
 		vhu_dbg(m->lg, "memory region gpa 0x%llx: file not sealed against "
 			"shrinking", (unsigned long long)r->gpa);
+	r->guard_slot = -1;
+	if (m->guard) {
+		/* Sealed files still need it: hugetlbfs pages can run out. */
+		r->guard_slot = vhu_guard_watch(m->guard, base, r->map_len,
+						&r->lost, &m->faults);
+		if (r->guard_slot < 0) {
+			vhu_err(m->lg, "memory region gpa 0x%llx: the SIGBUS guard "
+				"has no free slot; region refused",
+				(unsigned long long)r->gpa);
+			region_unmap(r);
+			return -ENOSPC;
+		}
+		r->guard = m->guard;
+	}
 	*out = r;
 	return 0;
 }
@@ -497,6 +514,14 @@ void vhu_mem_destroy(struct vhu_mem *m)
 	free(m->readers);
 	m->readers = NULL;
 	m->nreaders = 0;
+}
+
+const struct vhu_region *vhu_mem_lost_region(const struct vhu_memtable *t)
+{
+	for (uint32_t i = 0; i < t->n; i++)
+		if (atomic_load_explicit(&t->r[i]->lost, memory_order_relaxed))
+			return t->r[i];
+	return NULL;
 }
 
 void *vhu_uva_to_va(const struct vhu_memtable *t, uint64_t uva, uint64_t *len)

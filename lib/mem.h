@@ -43,6 +43,9 @@ struct vhu_region {
 			    * region again (QEMU 7.2 sends one per queue pair)
 			    * needs as many REM_MEM_REG */
 	bool shrink_sealed;
+	int guard_slot;          /* watched by the device's guard, or -1 */
+	struct vhu_guard *guard;
+	_Atomic bool lost;       /* the guard replaced it with zero pages */
 };
 
 struct vhu_memtable {
@@ -76,6 +79,10 @@ struct vhu_mem {
 	uint32_t max_readers;
 	uint32_t max_regions;
 	struct vhu_logger *lg;
+	/* Optional SIGBUS guard (vhu/guard.h): regions are watched while
+	 * mapped, and @faults counts the ones it had to replace. */
+	struct vhu_guard *guard;
+	_Atomic uint32_t faults;
 };
 
 int vhu_mem_init(struct vhu_mem *m, uint32_t max_regions, uint32_t max_readers,
@@ -96,6 +103,10 @@ int vhu_mem_add_region(struct vhu_mem *m, const struct vhu_mem_region *reg, int 
 int vhu_mem_remove_region(struct vhu_mem *m, const struct vhu_mem_region *reg);
 /* Drop every region (disconnect, reset). */
 void vhu_mem_clear(struct vhu_mem *m);
+
+/* The first region of @t the guard replaced, or NULL.  Cheap to call when
+ * vhu_mem.faults is 0: don't. */
+const struct vhu_region *vhu_mem_lost_region(const struct vhu_memtable *t);
 
 /* Wait until @r is outside any section that began before this call. */
 int vhu_mem_sync_reader(struct vhu_mem_reader *r);

@@ -23,6 +23,20 @@ static inline bool burst_running(const struct vhu_vq *vq, uint32_t *state)
 	return (*state & VHU_DP_RUNNING) && vq->mt;
 }
 
+/* The guard replaced a region of this device: break the queue if its
+ * table holds it (a later table without it is fine). */
+static uint32_t burst_check_lost_memory(struct vhu_vq *vq)
+{
+	const struct vhu_region *r = vhu_mem_lost_region(vq->mt);
+
+	if (r)
+		vhu_vq_fail(vq, "guest memory at gpa 0x%llx (size 0x%llx) vanished "
+			    "under a mapping (file truncated?); the SIGBUS guard "
+			    "replaced it with zero pages",
+			    (unsigned long long)r->gpa, (unsigned long long)r->size);
+	return vq->burst_state;
+}
+
 unsigned vhu_vq_begin(struct vhu_vq *vq)
 {
 	uint32_t s;
@@ -34,6 +48,11 @@ unsigned vhu_vq_begin(struct vhu_vq *vq)
 	/* Acquire pairs with the release in vq_publish() (vring.c). */
 	s = atomic_load_explicit(&vq->dp_state, memory_order_acquire);
 	vq->burst_state = s;
+	/* Acquire pairs with the release in vhu_guard_handle_fault(). */
+	if (unlikely(atomic_load_explicit(&vq->dev->mem.faults,
+					  memory_order_acquire)) &&
+	    (s & VHU_DP_RUNNING) && vq->mt)
+		s = burst_check_lost_memory(vq);
 	if (s & VHU_DP_RUNNING)
 		r |= VHU_VQ_RUNNING;
 	if (s & VHU_DP_ENABLED)

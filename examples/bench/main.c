@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include "bench.h"
+#include "sigbus.h"
 
 static volatile sig_atomic_t stop;
 
@@ -180,7 +181,13 @@ int main(int argc, char **argv)
 		.ops = &ops,
 		.opaque = &b,
 		.log_level = VHU_LOG_WARN,
+		.guard = example_guard_install(),
 	};
+	if (!o.guard) {
+		fprintf(stderr, "vhu-bench: cannot install the SIGBUS guard: %s\n",
+			strerror(errno));
+		return 1;
+	}
 	b.dev = vhu_dev_new(&o);
 	if (!b.dev) {
 		fprintf(stderr, "vhu-bench: cannot create the device: %s\n", strerror(errno));
@@ -230,5 +237,6 @@ int main(int argc, char **argv)
 	       ", %.1f s\n", cur.rx_pkts, cur.rx_bytes, cur.tx_pkts, cur.tx_bytes,
 	       cur.drops, now_s() - start);
 	vhu_dev_free(b.dev);
+	example_guard_remove(o.guard);
 	return 0;
 }

@@ -37,6 +37,7 @@
 #include <vhu/vhu.h>
 
 #include "l2fwd.h"
+#include "sigbus.h"
 #include "stats.h"
 
 static struct l2_shared sh = { .wake_fd = -1 };
@@ -249,10 +250,15 @@ int main(int argc, char **argv)
 		.log = vhu_log,
 		.log_level = VHU_LOG_WARN,
 	};
+	d.guard = example_guard_install();
+	if (!d.guard) {
+		perror("vhu-l2fwd: SIGBUS guard");
+		goto out_sockets;
+	}
 	glue = vhu_ev_new(loop);
 	if (!glue) {
 		perror("vhu-l2fwd: vhu_ev_new");
-		goto out_sockets;
+		goto out_guard;
 	}
 	d.loop = vhu_ev_loop(glue);
 	dev = vhu_dev_new(&d);
@@ -302,6 +308,8 @@ out_dev:
 	vhu_dev_free(dev);
 out_glue:
 	vhu_ev_free(glue);
+out_guard:
+	example_guard_remove(d.guard);
 out_sockets:
 	for (unsigned i = 0; i < sh.nxsk; i++)
 		l2_xsk_close(&sh.xsk[i]);

@@ -95,6 +95,8 @@ struct vhu_loop {
 	void (*timer)(void *ctx, struct vhu_dev *dev, int64_t ms);
 };
 
+struct vhu_guard;
+
 struct vhu_dev_opts {
 	size_t sz;
 	/* Name used in log lines; copied. */
@@ -131,6 +133,9 @@ struct vhu_dev_opts {
 	enum vhu_log_level log_level;
 	/* Event loop integration; NULL means the application uses vhu_dev_poll(). */
 	const struct vhu_loop *loop;
+	/* SIGBUS guard for this device's guest memory (vhu/guard.h); NULL:
+	 * none.  Shared by any number of devices; outlives them. */
+	struct vhu_guard *guard;
 };
 
 /** vhu_dev_new() - create a device.  NULL with errno set on failure. */

@@ -65,5 +65,6 @@ VHU_API const char *vhu_request_name(uint32_t request);
 #include <vhu/dev.h>
 #include <vhu/vq.h>
 #include <vhu/net.h>
+#include <vhu/guard.h>
 
 #endif
