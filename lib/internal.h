@@ -58,6 +58,7 @@ struct vhu_vq {
 	bool signalled_used_wrap;
 	uint16_t pending_used;     /* requests pushed since the last notify */
 	const struct vhu_memtable *mt; /* the burst's memory table */
+	const struct vhu_region *rhint; /* region of mt last translated in */
 	uint32_t burst_state;          /* dp_state seen by vhu_vq_begin() */
 	uint32_t used_since_signal;    /* packed: descs used since last notify */
 	struct vring_desc *bounce;     /* indirect tables that cross regions */

@@ -25,6 +25,7 @@
 
 #include "log.h"
 #include "proto.h"
+#include "ring.h"
 
 #define VHU_MAX_MEM_SLOTS 509
 
@@ -143,13 +144,9 @@ static inline void vhu_mem_read_end(struct vhu_mem_reader *r)
 	atomic_store_explicit(&r->seq, s + 1, memory_order_release);
 }
 
-/*
- * Translate guest-physical @gpa.  On entry *len is the length wanted; on
- * return it is how many bytes are contiguous at the returned pointer
- * (at most the length wanted).  NULL when @gpa is in no region.
- */
-static inline void *vhu_gpa_to_va(const struct vhu_memtable *t, uint64_t gpa,
-				  uint64_t *len)
+/* The region holding guest-physical @gpa, or NULL. */
+static inline const struct vhu_region *vhu_mem_find(const struct vhu_memtable *t,
+						    uint64_t gpa)
 {
 	uint32_t lo = 0, hi = t->n;
 
@@ -161,16 +158,50 @@ static inline void *vhu_gpa_to_va(const struct vhu_memtable *t, uint64_t gpa,
 		else
 			hi = mid;
 	}
-	if (lo == 0)
+	if (lo == 0 || gpa - t->r[lo - 1]->gpa >= t->r[lo - 1]->size)
 		return NULL;
-	const struct vhu_region *r = t->r[lo - 1];
+	return t->r[lo - 1];
+}
+
+/* @gpa's local address in region @r (which holds it); *len is cut to what
+ * is contiguous there. */
+static inline void *vhu_region_va(const struct vhu_region *r, uint64_t gpa,
+				  uint64_t *len)
+{
 	uint64_t off = gpa - r->gpa;
 
-	if (off >= r->size)
-		return NULL;
 	if (*len > r->size - off)
 		*len = r->size - off;
 	return r->host + off;
+}
+
+/*
+ * Translate guest-physical @gpa.  On entry *len is the length wanted; on
+ * return it is how many bytes are contiguous at the returned pointer
+ * (at most the length wanted).  NULL when @gpa is in no region.
+ */
+static inline void *vhu_gpa_to_va(const struct vhu_memtable *t, uint64_t gpa,
+				  uint64_t *len)
+{
+	const struct vhu_region *r = vhu_mem_find(t, gpa);
+
+	return r ? vhu_region_va(r, gpa, len) : NULL;
+}
+
+/* Same, trying *@hint (a region of @t, or NULL) first and leaving the
+ * region found there: buffers of a burst mostly share a region. */
+static inline void *vhu_gpa_to_va_hint(const struct vhu_memtable *t, uint64_t gpa,
+				       uint64_t *len, const struct vhu_region **hint)
+{
+	const struct vhu_region *r = *hint;
+
+	if (likely(r && gpa - r->gpa < r->size))
+		return vhu_region_va(r, gpa, len);
+	r = vhu_mem_find(t, gpa);
+	if (!r)
+		return NULL;
+	*hint = r;
+	return vhu_region_va(r, gpa, len);
 }
 
 /* Same for a front-end user address (ring addresses). */

@@ -30,7 +30,7 @@ _Static_assert(sizeof(struct virtio_net_hdr_v1) == 12, "virtio_net_hdr_v1");
 
 static inline void count(struct vhu_vq *vq, int which, uint64_t n)
 {
-	atomic_fetch_add_explicit(&vq->net_st[which], n, memory_order_relaxed);
+	vhu_stat_add(&vq->net_st[which], n);
 }
 
 static inline bool has(const struct vhu_vq *vq, unsigned bit)
@@ -136,57 +136,164 @@ static bool tx_meta_ok(const struct vhu_vq *vq, const struct virtio_net_hdr_v1 *
 }
 
 /*
- * Take guest buffers for one frame of @need bytes (header of @hs
- * included): one buffer, or with MRG_RXBUF as many as it takes.  Returns
- * the number of buffers, 0 when the guest has not posted enough (nothing
- * is taken), -1 when the frame does not fit (nothing taken), -EIO on a
- * broken ring.
+ * Guest RX buffers, popped a batch at a time.  reqs[done, head) are used
+ * (written[] says how much) but not yet returned, reqs[head, n) are still
+ * free; `mark` is the ring position of reqs[head], to give those back.
+ * One pop and one used-index store per batch rather than per frame.
  */
-static int rx_reserve(struct vhu_vq *vq, uint32_t need, uint32_t hs, bool mrg,
-		      struct vhu_req *reqs, struct vhu_seg *segs, unsigned nsegs)
-{
-	struct vhu_vq_mark mark = vhu_vq_mark(vq);
-	unsigned nb = 0, used_segs = 0;
-	uint64_t got = 0;
+#define NET_RX_BATCH NET_MAX_BUFS
+struct rx_bufs {
+	unsigned done, head, n;
+	struct vhu_vq_mark mark;
+	struct vhu_req reqs[NET_RX_BATCH];
+	uint32_t written[NET_RX_BATCH];
+	struct vhu_seg segs[NET_MAX_SEGS * 4];
+};
 
-	while (got < need) {
+/* Return the used buffers to the guest, and give back the free ones. */
+static void rx_bufs_release(struct vhu_vq *vq, struct rx_bufs *b)
+{
+	if (b->head > b->done)
+		vhu_vq_push(vq, &b->reqs[b->done], &b->written[b->done],
+			    b->head - b->done);
+	if (b->n > b->head)
+		vhu_vq_rewind(vq, b->mark, b->n - b->head);
+	b->done = b->head = b->n = 0;
+}
+
+/* Release, then pop up to @want buffers.  0 or -EIO. */
+static int rx_bufs_fill(struct vhu_vq *vq, struct rx_bufs *b, unsigned want)
+{
+	int rc;
+
+	rx_bufs_release(vq, b);
+	b->mark = vhu_vq_mark(vq);
+	rc = vhu_vq_pop(vq, b->reqs, want, b->segs,
+			sizeof(b->segs) / sizeof(b->segs[0]));
+	if (rc == -ENOBUFS)
+		return vhu_vq_fail(vq, "RX buffer of more than %zu segments",
+				   sizeof(b->segs) / sizeof(b->segs[0]));
+	if (rc < 0)
+		return rc;
+	b->n = (unsigned)rc;
+	return 0;
+}
+
+/* Mark @k buffers from head used (their written[] is set). */
+static void rx_bufs_use(struct vhu_vq *vq, struct rx_bufs *b, unsigned k)
+{
+	while (k--)
+		b->mark = vhu_vq_mark_next(vq, b->mark, b->reqs[b->head++].ndesc);
+}
+
+/*
+ * Buffers for one frame of @need bytes (header of @hs included) at
+ * reqs[head]: one buffer, or with @mrg as many as it takes.  Returns how
+ * many, 0 when the guest has not posted enough, -1 when the frame cannot
+ * fit, -EIO on a broken ring.  @frames: frames left in the burst, to size
+ * the next pop.
+ */
+static int rx_bufs_get(struct vhu_vq *vq, struct rx_bufs *b, uint32_t need,
+		       uint32_t hs, bool mrg, unsigned frames)
+{
+	unsigned max_bufs = mrg ? NET_MAX_BUFS : 1;
+
+	for (;;) {
+		unsigned nb = 0, free;
+		uint64_t got = 0;
 		int rc;
 
-		if (nb == (mrg ? NET_MAX_BUFS : 1)) {
-			vhu_vq_rewind(vq, mark, nb);
-			return -1;
-		}
-		rc = vhu_vq_pop(vq, &reqs[nb], 1, segs + used_segs, nsegs - used_segs);
-		if (rc == -ENOBUFS && nb == 0)
-			return vhu_vq_fail(vq, "RX buffer of more than %u segments",
-					   nsegs);
-		if (rc == -EIO)
-			return rc;
-		if (rc <= 0) { /* none left, or no room for more segments */
-			vhu_vq_rewind(vq, mark, nb);
-			return rc == 0 ? 0 : -1;
-		}
-		if (nb == 0 && reqs[0].in_len < hs) {
-			/* Not even the header fits: hand the buffer back empty
-			 * rather than let it block every frame. */
-			vhu_vq_push(vq, &reqs[0], NULL, 1);
+		/* A buffer too small for the header would block every frame:
+		 * hand it back empty. */
+		while (b->head < b->n && b->reqs[b->head].in_len < hs) {
+			b->written[b->head] = 0;
+			rx_bufs_use(vq, b, 1);
 			count(vq, NS_TOO_BIG, 1);
-			mark = vhu_vq_mark(vq);
-			continue;
 		}
-		used_segs += (unsigned)(reqs[nb].nr_out + reqs[nb].nr_in);
-		got += reqs[nb].in_len;
-		nb++;
+		while (b->head + nb < b->n && got < need && nb < max_bufs)
+			got += b->reqs[b->head + nb++].in_len;
+		if (got >= need)
+			return (int)nb;
+		if (nb == max_bufs)
+			return -1;
+		free = b->n - b->head;
+		if (b->head == 0 && b->n == NET_RX_BATCH)
+			return -1; /* more buffers than one batch holds */
+		rc = rx_bufs_fill(vq, b, mrg ? NET_RX_BATCH :
+					 frames < NET_RX_BATCH ? frames : NET_RX_BATCH);
+		if (rc)
+			return rc;
+		if (b->n <= free)
+			return 0; /* the guest posted nothing more */
 	}
-	return (int)nb;
+}
+
+/* Copy @len bytes to @dst.  Up to 128 bytes without the library call:
+ * two fixed-size copies that overlap in the middle. */
+static inline void copy_small(void *dst, const void *src, uint32_t len)
+{
+	uint8_t *d = dst;
+	const uint8_t *s = src;
+
+	if (len > 128) {
+		memcpy(d, s, len);
+	} else if (len > 64) {
+		__builtin_memcpy(d, s, 64);
+		__builtin_memcpy(d + len - 64, s + len - 64, 64);
+	} else if (len > 32) {
+		__builtin_memcpy(d, s, 32);
+		__builtin_memcpy(d + len - 32, s + len - 32, 32);
+	} else if (len > 16) {
+		__builtin_memcpy(d, s, 16);
+		__builtin_memcpy(d + len - 16, s + len - 16, 16);
+	} else if (len >= 8) {
+		__builtin_memcpy(d, s, 8);
+		__builtin_memcpy(d + len - 8, s + len - 8, 8);
+	} else {
+		for (; len; len--)
+			*d++ = *s++;
+	}
+}
+
+/* A virtio-net header (12 or 10 bytes), inline. */
+static inline void copy_hdr(void *dst, const void *src, uint32_t hs)
+{
+	if (hs == 12)
+		__builtin_memcpy(dst, src, 12);
+	else
+		__builtin_memcpy(dst, src, 10);
+}
+
+/* The frame of @p after the header, into the @nb buffers at @r. */
+static void rx_copy_frame(const struct vhu_net_pkt *p, struct vhu_req *r,
+			  uint32_t *written, int nb, uint32_t hs)
+{
+	const struct vhu_seg *g = &r[0].segs[r[0].nr_out];
+
+	/* One segment holds header and frame: the common case. */
+	if (likely(r[0].nr_in && g->len >= hs + p->len)) {
+		copy_small((uint8_t *)g->addr + hs, p->data, p->len);
+		written[0] = hs + p->len;
+		return;
+	}
+	uint32_t left = p->len;
+
+	for (int b = 0; b < nb; b++) {
+		uint32_t room = r[b].in_len - (b == 0 ? hs : 0);
+		uint32_t take = left < room ? left : room;
+
+		copy_to_req(&r[b], b == 0 ? hs : 0,
+			    (const uint8_t *)p->data + (p->len - left), take);
+		written[b] = take + (b == 0 ? hs : 0);
+		left -= take;
+	}
 }
 
 int vhu_net_enqueue(struct vhu_vq *vq, const struct vhu_net_pkt *pkts, unsigned n)
 {
-	struct vhu_req reqs[NET_MAX_BUFS];
-	struct vhu_seg segs[NET_MAX_SEGS * 4];
-	uint32_t written[NET_MAX_BUFS];
+	struct rx_bufs b;
 	unsigned st = vhu_vq_begin(vq), delivered = 0, i;
+	uint64_t bytes = 0;
 	uint32_t hs;
 	bool mrg;
 
@@ -195,20 +302,20 @@ int vhu_net_enqueue(struct vhu_vq *vq, const struct vhu_net_pkt *pkts, unsigned 
 		vhu_vq_end(vq);
 		return 0;
 	}
+	b.done = b.head = b.n = 0;
 	hs = vhu_net_hdr_size(vq);
 	mrg = has(vq, VHU_NET_F_MRG_RXBUF);
 	for (i = 0; i < n; i++) {
 		const struct vhu_net_pkt *p = &pkts[i];
 		struct virtio_net_hdr_v1 h;
-		uint32_t need = hs + p->len, off, left;
+		struct vhu_req *r;
 		int nb;
 
 		if (!rx_meta_ok(vq, p) || p->len > UINT32_MAX - hs) {
 			count(vq, NS_BAD_HEADER, 1);
 			continue;
 		}
-		nb = rx_reserve(vq, need, hs, mrg, reqs, segs,
-				sizeof(segs) / sizeof(segs[0]));
+		nb = rx_bufs_get(vq, &b, hs + p->len, hs, mrg, n - i);
 		if (nb == -EIO) {
 			count(vq, NS_RING_ERROR, n - i);
 			break;
@@ -221,6 +328,7 @@ int vhu_net_enqueue(struct vhu_vq *vq, const struct vhu_net_pkt *pkts, unsigned 
 			count(vq, NS_TOO_BIG, 1);
 			continue;
 		}
+		r = &b.reqs[b.head];
 		h = (struct virtio_net_hdr_v1){
 			.flags = p->flags,
 			.gso_type = p->gso_type,
@@ -231,34 +339,77 @@ int vhu_net_enqueue(struct vhu_vq *vq, const struct vhu_net_pkt *pkts, unsigned 
 			.num_buffers = vhu_le16((uint16_t)nb),
 		};
 		/* The header, then the frame, across the buffers in order. */
-		copy_to_req(&reqs[0], 0, &h, hs);
-		off = hs;
-		left = p->len;
-		for (int b = 0; b < nb; b++) {
-			uint32_t room = reqs[b].in_len - (b == 0 ? hs : 0);
-			uint32_t take = left < room ? left : room;
-
-			copy_to_req(&reqs[b], b == 0 ? off : 0,
-				    (const uint8_t *)p->data + (p->len - left), take);
-			written[b] = take + (b == 0 ? hs : 0);
-			left -= take;
-		}
-		vhu_vq_push(vq, reqs, written, (unsigned)nb);
+		if (likely(r->segs[r->nr_out].len >= hs))
+			copy_hdr(r->segs[r->nr_out].addr, &h, hs);
+		else
+			copy_to_req(r, 0, &h, hs);
+		rx_copy_frame(p, r, &b.written[b.head], nb, hs);
+		rx_bufs_use(vq, &b, (unsigned)nb);
 		delivered++;
-		count(vq, NS_PACKETS, 1);
-		count(vq, NS_BYTES, p->len);
+		bytes += p->len;
 	}
+	rx_bufs_release(vq, &b);
+	count(vq, NS_PACKETS, delivered);
+	count(vq, NS_BYTES, bytes);
 	vhu_vq_notify(vq); /* once, if anything was used */
 	vhu_vq_end(vq);
 	return (int)delivered;
 }
 
+/* Requests popped at once by vhu_net_dequeue(). */
+#define NET_TX_BATCH 32
+
+/* Take TX request @r: 1 and the frame in @pkt/@buf, or 0 (dropped and
+ * counted). */
+static int tx_take(struct vhu_vq *vq, const struct vhu_req *r, uint32_t hs,
+		   struct vhu_net_pkt *pkt, void *buf, uint32_t buf_len)
+{
+	struct virtio_net_hdr_v1 h = { 0 };
+	const struct vhu_seg *g = &r->segs[0];
+	uint32_t flen;
+
+	if (unlikely(r->out_len < hs)) {
+		count(vq, NS_BAD_HEADER, 1);
+		return 0;
+	}
+	/* The header may be split over any number of descriptors. */
+	if (likely(g->len >= hs))
+		copy_hdr(&h, g->addr, hs);
+	else
+		copy_from_req(r, 0, &h, hs);
+	flen = r->out_len - hs;
+	if (unlikely(flen > buf_len)) {
+		count(vq, NS_TOO_BIG, 1);
+		return 0;
+	}
+	if (unlikely(!tx_meta_ok(vq, &h, flen))) {
+		count(vq, NS_BAD_HEADER, 1);
+		return 0;
+	}
+	if (likely(g->len == r->out_len)) /* header and frame in one piece */
+		copy_small(buf, (const uint8_t *)g->addr + hs, flen);
+	else
+		copy_from_req(r, hs, buf, flen);
+	*pkt = (struct vhu_net_pkt){
+		.data = buf,
+		.len = flen,
+		.flags = h.flags,
+		.gso_type = h.gso_type,
+		.hdr_len = vhu_le16(h.hdr_len),
+		.gso_size = vhu_le16(h.gso_size),
+		.csum_start = vhu_le16(h.csum_start),
+		.csum_offset = vhu_le16(h.csum_offset),
+	};
+	return 1;
+}
+
 int vhu_net_dequeue(struct vhu_vq *vq, struct vhu_net_pkt *pkts,
 		    void *const *bufs, uint32_t buf_len, unsigned n)
 {
-	struct vhu_req req;
+	struct vhu_req reqs[NET_TX_BATCH];
 	struct vhu_seg segs[NET_MAX_SEGS];
 	unsigned st = vhu_vq_begin(vq), got = 0;
+	uint64_t bytes = 0;
 	uint32_t hs;
 	int rc = 0;
 
@@ -268,10 +419,9 @@ int vhu_net_dequeue(struct vhu_vq *vq, struct vhu_net_pkt *pkts,
 	}
 	hs = vhu_net_hdr_size(vq);
 	while (got < n) {
-		struct virtio_net_hdr_v1 h = { 0 };
-		uint32_t flen;
+		unsigned want = n - got < NET_TX_BATCH ? n - got : NET_TX_BATCH;
 
-		rc = vhu_vq_pop(vq, &req, 1, segs, NET_MAX_SEGS);
+		rc = vhu_vq_pop(vq, reqs, want, segs, NET_MAX_SEGS);
 		if (rc <= 0) {
 			if (rc == -ENOBUFS) /* a frame in more than 256 pieces */
 				rc = vhu_vq_fail(vq, "TX chain of more than %d segments",
@@ -280,45 +430,18 @@ int vhu_net_dequeue(struct vhu_vq *vq, struct vhu_net_pkt *pkts,
 				count(vq, NS_RING_ERROR, 1);
 			break;
 		}
-		if (!(st & VHU_VQ_ENABLED)) {
-			count(vq, NS_NOT_READY, 1);
-			vhu_vq_push(vq, &req, NULL, 1);
-			continue;
+		for (int i = 0; i < rc; i++) {
+			if (unlikely(!(st & VHU_VQ_ENABLED))) {
+				count(vq, NS_NOT_READY, 1);
+				continue;
+			}
+			if (tx_take(vq, &reqs[i], hs, &pkts[got], bufs[got], buf_len))
+				bytes += pkts[got++].len;
 		}
-		if (req.out_len < hs) {
-			count(vq, NS_BAD_HEADER, 1);
-			vhu_vq_push(vq, &req, NULL, 1);
-			continue;
-		}
-		/* The header may be split over any number of descriptors. */
-		copy_from_req(&req, 0, &h, hs);
-		flen = req.out_len - hs;
-		if (flen > buf_len) {
-			count(vq, NS_TOO_BIG, 1);
-			vhu_vq_push(vq, &req, NULL, 1);
-			continue;
-		}
-		if (!tx_meta_ok(vq, &h, flen)) {
-			count(vq, NS_BAD_HEADER, 1);
-			vhu_vq_push(vq, &req, NULL, 1);
-			continue;
-		}
-		copy_from_req(&req, hs, bufs[got], flen);
-		pkts[got] = (struct vhu_net_pkt){
-			.data = bufs[got],
-			.len = flen,
-			.flags = h.flags,
-			.gso_type = h.gso_type,
-			.hdr_len = vhu_le16(h.hdr_len),
-			.gso_size = vhu_le16(h.gso_size),
-			.csum_start = vhu_le16(h.csum_start),
-			.csum_offset = vhu_le16(h.csum_offset),
-		};
-		vhu_vq_push(vq, &req, NULL, 1);
-		count(vq, NS_PACKETS, 1);
-		count(vq, NS_BYTES, flen);
-		got++;
+		vhu_vq_push(vq, reqs, NULL, (unsigned)rc);
 	}
+	count(vq, NS_PACKETS, got);
+	count(vq, NS_BYTES, bytes);
 	vhu_vq_notify(vq);
 	vhu_vq_end(vq);
 	return got ? (int)got : (rc == -EIO ? -EIO : 0);

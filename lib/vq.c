@@ -9,7 +9,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#define STAT_ADD(vq, field, n) \
+/* Counters the queue's data plane alone writes: a plain add, stored
+ * untorn for vhu_vq_stats() readers (no locked instruction per burst). */
+#define STAT_ADD(vq, field, n) vhu_stat_add(&(vq)->field, (n))
+/* Counters other threads may write too (errors, kicks). */
+#define STAT_ADD_SHARED(vq, field, n) \
 	atomic_fetch_add_explicit(&(vq)->field, (n), memory_order_relaxed)
 
 /* Private to the data plane: the state seen at vhu_vq_begin() (or since
@@ -45,6 +49,7 @@ unsigned vhu_vq_begin(struct vhu_vq *vq)
 	/* The read section covers the memory table and the ring fields: the
 	 * control thread waits for it before unmapping or changing them. */
 	vq->mt = vhu_mem_read_begin(&vq->dev->mem, &vq->reader);
+	vq->rhint = NULL; /* regions of an older table may be gone */
 	/* Acquire pairs with the release in vq_publish() (vring.c). */
 	s = atomic_load_explicit(&vq->dp_state, memory_order_acquire);
 	vq->burst_state = s;
@@ -83,7 +88,7 @@ int vhu_vq_fail(struct vhu_vq *vq, const char *fmt, ...)
 	vq->burst_state = (vq->burst_state | VHU_DP_BROKEN) & ~VHU_DP_RUNNING;
 	if (old & VHU_DP_BROKEN)
 		return -EIO;
-	STAT_ADD(vq, st_errors, 1);
+	STAT_ADD_SHARED(vq, st_errors, 1);
 	va_start(ap, fmt);
 	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
@@ -263,7 +268,7 @@ uint64_t vhu_vq_kick_clear(struct vhu_vq *vq)
 
 	if (fd < 0 || read(fd, &v, sizeof(v)) != sizeof(v))
 		return 0;
-	STAT_ADD(vq, st_kicks, v);
+	STAT_ADD_SHARED(vq, st_kicks, v);
 	return v;
 }
 

@@ -8,12 +8,21 @@
 
 #include "internal.h"
 
+/* Add to a counter only the queue's data plane writes (single writer):
+ * untorn for readers on other threads, without a locked instruction. */
+static inline void vhu_stat_add(_Atomic uint64_t *c, uint64_t n)
+{
+	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
+			      memory_order_relaxed);
+}
+
 /* Largest indirect table accepted (entries), the largest ring size. */
 #define VHU_MAX_INDIRECT VHU_MAX_QUEUE_SIZE
 
 /* A request being assembled. */
 struct vhu_chain {
 	const struct vhu_memtable *mt;
+	const struct vhu_region **hint; /* the queue's last region */
 	struct vhu_seg *segs;
 	unsigned cap;
 	unsigned n;
@@ -25,10 +34,11 @@ struct vhu_chain {
 	const char *why; /* reason of -EIO */
 };
 
-static inline void chain_init(struct vhu_chain *c, const struct vhu_memtable *mt,
+static inline void chain_init(struct vhu_chain *c, struct vhu_vq *vq,
 			      struct vhu_seg *segs, unsigned cap)
 {
-	c->mt = mt;
+	c->mt = vq->mt;
+	c->hint = &vq->rhint;
 	c->segs = segs;
 	c->cap = cap;
 	c->n = 0;
@@ -70,7 +80,7 @@ static inline int chain_add(struct vhu_chain *c, uint64_t addr, uint32_t len,
 	}
 	while (len) {
 		uint64_t chunk = len;
-		void *p = vhu_gpa_to_va(c->mt, addr, &chunk);
+		void *p = vhu_gpa_to_va_hint(c->mt, addr, &chunk, c->hint);
 
 		if (unlikely(!p)) {
 			c->why = "buffer outside guest memory";
@@ -123,12 +133,27 @@ static inline struct vhu_vq_mark vhu_vq_mark(const struct vhu_vq *vq)
 	return (struct vhu_vq_mark){ vq->last_avail_idx, vq->avail_wrap };
 }
 
+/* The position after a request of @ndesc descriptors that starts at @m. */
+static inline struct vhu_vq_mark vhu_vq_mark_next(const struct vhu_vq *vq,
+						  struct vhu_vq_mark m,
+						  uint16_t ndesc)
+{
+	if (!vq->packed)
+		return (struct vhu_vq_mark){ (uint16_t)(m.last_avail_idx + 1),
+					     m.avail_wrap };
+	uint32_t idx = (uint32_t)m.last_avail_idx + ndesc;
+
+	if (idx >= vq->size)
+		return (struct vhu_vq_mark){ (uint16_t)(idx - vq->size), !m.avail_wrap };
+	return (struct vhu_vq_mark){ (uint16_t)idx, m.avail_wrap };
+}
+
 static inline void vhu_vq_rewind(struct vhu_vq *vq, struct vhu_vq_mark m,
 				 unsigned popped)
 {
 	vq->last_avail_idx = m.last_avail_idx;
 	vq->avail_wrap = m.avail_wrap;
-	atomic_fetch_sub_explicit(&vq->st_popped, popped, memory_order_relaxed);
+	vhu_stat_add(&vq->st_popped, -(uint64_t)popped);
 }
 
 /* Split and packed implementations (vq_split.c, vq_packed.c). */

@@ -122,7 +122,7 @@ int vhu_vq_pop_packed(struct vhu_vq *vq, struct vhu_req *reqs, unsigned max,
 
 		if (!desc_avail(flags, vq->avail_wrap))
 			break;
-		chain_init(&c, vq->mt, segs + used_segs, nsegs - used_segs);
+		chain_init(&c, vq, segs + used_segs, nsegs - used_segs);
 		rc = walk_chain(vq, flags, &c, &reqs[n], &pos, &wrap);
 		if (unlikely(rc)) {
 			if (rc == -ENOBUFS && n > 0)

@@ -62,12 +62,46 @@ static int walk_chain(struct vhu_vq *vq, uint16_t head, struct vhu_chain *c)
 	}
 }
 
+/* The common request: one direct descriptor, contiguous in one region.
+ * Fills @req and @seg and returns true; false leaves everything to the
+ * full walk (which reads the descriptor again: nothing read here is used). */
+static inline bool pop_single(const struct vring_desc *table,
+			      const struct vhu_memtable *mt,
+			      const struct vhu_region **hint, uint16_t head,
+			      struct vhu_req *req, struct vhu_seg *seg)
+{
+	const struct vring_desc *d = &table[head];
+	uint16_t flags = ld16(&d->flags);
+	uint64_t addr = ld64(&d->addr);
+	uint32_t len = ld32(&d->len);
+	uint64_t got = len;
+	bool write = flags & VRING_DESC_F_WRITE;
+	void *p;
+
+	if (flags & (VRING_DESC_F_NEXT | VRING_DESC_F_INDIRECT) || len == 0)
+		return false;
+	p = vhu_gpa_to_va_hint(mt, addr, &got, hint);
+	if (unlikely(!p || got != len))
+		return false;
+	*seg = (struct vhu_seg){ .addr = p, .len = len };
+	*req = (struct vhu_req){
+		.id = head, .ndesc = 1, .segs = seg,
+		.nr_out = !write, .nr_in = write,
+		.out_len = write ? 0 : len, .in_len = write ? len : 0,
+	};
+	return true;
+}
+
 int vhu_vq_pop_split(struct vhu_vq *vq, struct vhu_req *reqs, unsigned max,
 		     struct vhu_seg *segs, unsigned nsegs)
 {
+	const struct vring_desc *desc = vq->desc;
+	const struct vhu_memtable *mt = vq->mt;
+	const uint16_t *avail_ring = VRING_AVAIL_RING(vq->avail, 0);
 	uint16_t last = vq->last_avail_idx;
-	uint16_t mask = (uint16_t)(vq->size - 1);
-	unsigned n = 0, used_segs = 0;
+	uint32_t size = vq->size;
+	uint16_t mask = (uint16_t)(size - 1);
+	unsigned n = 0, used_segs = 0, todo;
 
 	if (vq->shadow_avail_idx == last) {
 		/* Acquire, barrier [avail-idx]: ring entries are read after the
@@ -76,21 +110,31 @@ int vhu_vq_pop_split(struct vhu_vq *vq, struct vhu_req *reqs, unsigned max,
 		uint16_t idx = ld16_acquire(VRING_AVAIL_IDX(vq->avail));
 		uint16_t navail = (uint16_t)(idx - last);
 
-		if (unlikely(navail > vq->size))
+		if (unlikely(navail > size))
 			return vhu_vq_fail(vq, "avail index %u is %u entries ahead "
 					   "of %u; the ring has %u", idx, navail,
-					   last, vq->size);
+					   last, size);
 		vq->shadow_avail_idx = idx;
 	}
-	while (n < max && last != vq->shadow_avail_idx) {
-		uint16_t head = ld16(VRING_AVAIL_RING(vq->avail, last & mask));
+	todo = (uint16_t)(vq->shadow_avail_idx - last);
+	if (todo > max)
+		todo = max;
+	while (n < todo) {
+		uint16_t head = ld16(&avail_ring[last & mask]);
 		struct vhu_chain c;
 		int rc;
 
-		if (unlikely(head >= vq->size))
+		if (unlikely(head >= size))
 			return vhu_vq_fail(vq, "avail ring entry %u is head %u; the "
-					   "ring has %u", last & mask, head, vq->size);
-		chain_init(&c, vq->mt, segs + used_segs, nsegs - used_segs);
+					   "ring has %u", last & mask, head, size);
+		if (likely(used_segs < nsegs) &&
+		    pop_single(desc, mt, &vq->rhint, head, &reqs[n], &segs[used_segs])) {
+			used_segs++;
+			last++;
+			n++;
+			continue;
+		}
+		chain_init(&c, vq, segs + used_segs, nsegs - used_segs);
 		rc = walk_chain(vq, head, &c);
 		if (unlikely(rc)) {
 			if (rc == -ENOBUFS && n > 0)
