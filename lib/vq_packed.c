@@ -104,6 +104,40 @@ static int walk_chain(struct vhu_vq *vq, uint16_t flags, struct vhu_chain *c,
 	}
 }
 
+/* The common request: one direct descriptor (first flags @flags), contiguous
+ * in one region.  Fills @req and @seg, moves past it and returns true;
+ * false changes nothing and leaves it to walk_chain(). */
+static inline bool pop_single(struct vhu_vq *vq, uint16_t flags,
+			      struct vhu_req *req, struct vhu_seg *seg)
+{
+	const struct vring_packed_desc *d =
+		(const struct vring_packed_desc *)vq->desc + vq->last_avail_idx;
+	uint64_t addr = ld64(&d->addr);
+	uint32_t len = ld32(&d->len);
+	uint16_t id = ld16(&d->id);
+	bool write = flags & VRING_DESC_F_WRITE;
+	uint64_t got = len;
+	void *p;
+
+	if (flags & (VRING_DESC_F_NEXT | VRING_DESC_F_INDIRECT) || len == 0 ||
+	    id >= vq->size)
+		return false;
+	p = vhu_gpa_to_va_hint(vq->mt, addr, &got, &vq->rhint);
+	if (unlikely(!p || got != len))
+		return false;
+	*seg = (struct vhu_seg){ .addr = p, .len = len };
+	*req = (struct vhu_req){
+		.id = id, .ndesc = 1, .segs = seg,
+		.nr_out = !write, .nr_in = write,
+		.out_len = write ? 0 : len, .in_len = write ? len : 0,
+	};
+	if (++vq->last_avail_idx == vq->size) {
+		vq->last_avail_idx = 0;
+		vq->avail_wrap = !vq->avail_wrap;
+	}
+	return true;
+}
+
 int vhu_vq_pop_packed(struct vhu_vq *vq, struct vhu_req *reqs, unsigned max,
 		      struct vhu_seg *segs, unsigned nsegs)
 {
@@ -122,6 +156,12 @@ int vhu_vq_pop_packed(struct vhu_vq *vq, struct vhu_req *reqs, unsigned max,
 
 		if (!desc_avail(flags, vq->avail_wrap))
 			break;
+		if (likely(used_segs < nsegs) &&
+		    pop_single(vq, flags, &reqs[n], &segs[used_segs])) {
+			used_segs++;
+			n++;
+			continue;
+		}
 		chain_init(&c, vq, segs + used_segs, nsegs - used_segs);
 		rc = walk_chain(vq, flags, &c, &reqs[n], &pos, &wrap);
 		if (unlikely(rc)) {
