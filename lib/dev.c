@@ -370,7 +370,10 @@ int vhu_dev_attach_fd(struct vhu_dev *dev, int fd)
 {
 	int fl;
 
-	if (dev->mode != VHU_MODE_NONE)
+	/* A device served through fds takes the next one once the last
+	 * connection is gone (a supervisor handing over a new front-end). */
+	if (dev->mode != VHU_MODE_NONE &&
+	    (dev->mode != VHU_MODE_FD || dev->conn_fd >= 0))
 		return -EBUSY;
 	fl = fcntl(fd, F_GETFL);
 	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)

@@ -65,7 +65,7 @@ else
 fi
 
 stage "ThreadSanitizer: data-plane threads against the control thread"
-bash scripts/tsan.sh test_vq_stress test_mem test_vq test_net test_fe_loop test_handshake
+bash scripts/tsan.sh test_vq_stress test_mem test_vq test_net test_fe_loop test_handshake test_codec
 result "tsan" $?
 
 stage "valgrind memcheck"

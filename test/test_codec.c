@@ -3,22 +3,32 @@
  * The message codec and the request table: every request round-trips
  * through the framing code, and every malformed message of the control-plane
  * classes in shared/HOSTILE-INPUTS.md (1-24, 35-38) is refused the
- * documented way, with no fd leaked and the device still usable.
+ * documented way: a non-zero ack, an empty or u64 error reply, a hang-up,
+ * a log line.
  *
- * The device is driven single-threaded over a socketpair: the test writes
- * raw messages on one end and calls vhu_dev_poll(dev, 0) to process them.
+ * The device listens in server mode and is driven single-threaded: the
+ * test connects a plain socket, writes raw messages on it and calls
+ * vhu_dev_poll(dev, 0) to process them.  The test cases of the catalogue
+ * (framing, memory, vring, lifecycle) then check the aftermath
+ * (util/aftermath.h): the hostile connection closed, a bystander device
+ * still moves data, a fresh front-end completes a session with data on the
+ * same device, and fds, guest-memory mappings and RSS are back to where
+ * they were.
  */
 #define _GNU_SOURCE
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
+#include "aftermath.h"
 #include "conn.h"
 #include "msg.h"
 #include "proto.h"
@@ -29,7 +39,8 @@
 
 struct raw {
 	struct vhu_dev *dev;
-	int fd;          /* our end */
+	char path[108];  /* where the device listens */
+	int fd;          /* our connection, -1 when closed */
 	int memfd;       /* guest memory */
 	uint8_t *mem;    /* our mapping; its address is the region's uva */
 	uint64_t memsz;
@@ -79,9 +90,36 @@ static const struct vhu_dev_ops ops = {
 	.get_config = get_config,
 };
 
+static void pump(struct raw *r)
+{
+	for (int i = 0; i < 100 && vhu_dev_poll(r->dev, 0) > 0; i++)
+		;
+}
+
+/* A new connection to the device, accepted. */
+static void raw_connect(struct raw *r)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", r->path);
+	r->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_ge(r->fd, 0);
+	ck_assert_int_eq(connect(r->fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	pump(r);
+	ck_assert(vhu_dev_is_connected(r->dev));
+}
+
+/* Close our connection; the device sees it go. */
+static void raw_hangup(struct raw *r)
+{
+	close(r->fd);
+	r->fd = -1;
+	pump(r);
+	ck_assert(!vhu_dev_is_connected(r->dev));
+}
+
 static void raw_open_opts(struct raw *r, uint32_t max_slots)
 {
-	int sp[2];
 	struct vhu_dev_opts o = {
 		.sz = sizeof(o),
 		.name = "codec",
@@ -97,9 +135,9 @@ static void raw_open_opts(struct raw *r, uint32_t max_slots)
 	r->memfd = -1;
 	r->dev = vhu_dev_new(&o);
 	ck_assert_ptr_nonnull(r->dev);
-	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp), 0);
-	ck_assert_int_eq(vhu_dev_attach_fd(r->dev, sp[0]), 0);
-	r->fd = sp[1];
+	snprintf(r->path, sizeof(r->path), "%s", tu_sock_path("codec"));
+	ck_assert_int_eq(vhu_dev_listen(r->dev, r->path), 0);
+	raw_connect(r);
 }
 
 static void raw_open(struct raw *r)
@@ -107,20 +145,24 @@ static void raw_open(struct raw *r)
 	raw_open_opts(r, 0);
 }
 
+/* The attack is over: hang up (if the device did not) and check the
+ * aftermath on this device. */
+static void raw_aftermath(struct raw *r)
+{
+	if (r->fd >= 0)
+		raw_hangup(r);
+	aftermath_check(&(struct aftermath_target){ .dev = r->dev, .path = r->path });
+}
+
 static void raw_close(struct raw *r)
 {
 	vhu_dev_free(r->dev);
-	close(r->fd);
+	if (r->fd >= 0)
+		close(r->fd);
 	if (r->mem)
 		munmap(r->mem, r->memsz);
 	if (r->memfd >= 0)
 		close(r->memfd);
-}
-
-static void pump(struct raw *r)
-{
-	for (int i = 0; i < 100 && vhu_dev_poll(r->dev, 0) > 0; i++)
-		;
 }
 
 static void send_raw(struct raw *r, uint32_t req, uint32_t flags,
@@ -129,6 +171,31 @@ static void send_raw(struct raw *r, uint32_t req, uint32_t flags,
 	ck_assert_int_eq(vhu_msg_send(r->fd, req, flags, payload, size, fds, n,
 				      1000), 0);
 	pump(r);
+}
+
+/* A bare header {@req, VERSION, @size} with @n fds attached (up to 16:
+ * more than any message may carry), whatever @size says. */
+static void send_hdr_fds(struct raw *r, uint32_t req, uint32_t size,
+			 const int *fds, unsigned n)
+{
+	struct vhu_msg_hdr h = { req, VHU_FLAG_VERSION, size };
+	struct iovec iov = { &h, sizeof(h) };
+	union {
+		char buf[CMSG_SPACE(16 * sizeof(int))];
+		struct cmsghdr align;
+	} c;
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = c.buf,
+			     .msg_controllen = CMSG_SPACE(n * sizeof(int)) };
+	struct cmsghdr *cm;
+
+	ck_assert_uint_le(n, 16);
+	memset(&c, 0, sizeof(c));
+	cm = CMSG_FIRSTHDR(&mh);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(n * sizeof(int));
+	memcpy(CMSG_DATA(cm), fds, n * sizeof(int));
+	ck_assert_int_eq(sendmsg(r->fd, &mh, 0), sizeof(h));
 }
 
 static void send_req(struct raw *r, uint32_t req, const void *payload,
@@ -347,7 +414,6 @@ END_TEST
 START_TEST(short_header_then_eof)
 {
 	struct raw r;
-	int nfd = tu_count_fds();
 
 	raw_open(&r);
 	ck_assert_int_eq(write(r.fd, "\x01\x00\x00", 3), 3);
@@ -356,90 +422,59 @@ START_TEST(short_header_then_eof)
 	ck_assert(peer_closed(&r));
 	ck_assert_int_eq(r.disconnects, 1);
 	ck_assert(!vhu_dev_is_connected(r.dev));
+	raw_aftermath(&r);
 	raw_close(&r);
-	ck_assert_int_eq(tu_count_fds(), nfd);
 }
 END_TEST
 
+/* One connection after the other to the same device, each announcing a
+ * payload larger than any with three fds attached: each is hung up on. */
 START_TEST(oversized_size_with_fds)
 {
 	struct raw r;
-	int nfd = tu_count_fds();
 	int efd[3] = { eventfd(0, 0), eventfd(0, 0), eventfd(0, 0) };
 	uint32_t sizes[] = { VHU_MAX_PAYLOAD + 1, 0x10000, 0xffffffffu };
 
+	raw_open(&r);
 	for (int i = 0; i < 3; i++) {
-		struct vhu_msg_hdr h = { VHU_REQ_SET_MEM_TABLE, VHU_FLAG_VERSION, sizes[i] };
-		struct iovec iov = { &h, sizeof(h) };
-		union {
-			char buf[CMSG_SPACE(3 * sizeof(int))];
-			struct cmsghdr a;
-		} c;
-		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
-				     .msg_control = c.buf, .msg_controllen = sizeof(c.buf) };
-		struct cmsghdr *cm;
-
-		memset(&c, 0, sizeof(c));
-		cm = CMSG_FIRSTHDR(&mh);
-		raw_open(&r);
-		cm->cmsg_level = SOL_SOCKET;
-		cm->cmsg_type = SCM_RIGHTS;
-		cm->cmsg_len = CMSG_LEN(3 * sizeof(int));
-		memcpy(CMSG_DATA(cm), efd, sizeof(efd));
-		ck_assert_int_eq(sendmsg(r.fd, &mh, 0), sizeof(h));
+		if (i)
+			raw_connect(&r);
+		send_hdr_fds(&r, VHU_REQ_SET_MEM_TABLE, sizes[i], efd, 3);
 		ck_assert(peer_closed(&r));
 		ck_assert(tu_log_contains("payload; the largest is"));
-		raw_close(&r);
+		close(r.fd);
+		r.fd = -1;
 	}
+	ck_assert_int_eq(r.disconnects, 3);
 	for (int i = 0; i < 3; i++)
 		close(efd[i]);
-	ck_assert_int_eq(tu_count_fds(), nfd);
+	raw_aftermath(&r);
+	raw_close(&r);
 }
 END_TEST
 
 START_TEST(truncated_payload_and_stall)
 {
 	struct raw a, b;
-	int nfd = tu_count_fds();
-	struct vhu_msg_hdr h = { VHU_REQ_SET_FEATURES, VHU_FLAG_VERSION, 8 };
 	int efd = eventfd(0, 0);
 
 	raw_open(&a);
 	raw_open(&b);
 	/* a stalls mid-message, holding an fd in flight */
-	{
-		struct iovec iov = { &h, sizeof(h) };
-		union {
-			char buf[CMSG_SPACE(sizeof(int))];
-			struct cmsghdr al;
-		} c;
-		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
-				     .msg_control = c.buf, .msg_controllen = sizeof(c.buf) };
-		struct cmsghdr *cm;
-
-		memset(&c, 0, sizeof(c));
-		cm = CMSG_FIRSTHDR(&mh);
-		cm->cmsg_level = SOL_SOCKET;
-		cm->cmsg_type = SCM_RIGHTS;
-		cm->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(cm), &efd, sizeof(int));
-		ck_assert_int_eq(sendmsg(a.fd, &mh, 0), sizeof(h));
-		ck_assert_int_eq(write(a.fd, "abc", 3), 3);
-	}
+	send_hdr_fds(&a, VHU_REQ_SET_FEATURES, 8, &efd, 1);
+	ck_assert_int_eq(write(a.fd, "abc", 3), 3);
 	pump(&a);
-	/* b is served meanwhile */
+	/* b, polled by the same thread, is served meanwhile */
 	ck_assert(get_u64(&b, VHU_REQ_GET_FEATURES) & VHU_BIT(VHU_F_VERSION_1));
 	ck_assert(vhu_dev_is_connected(a.dev));
 	/* a closes inside the message */
-	close(a.fd);
-	a.fd = open("/dev/null", O_RDONLY);
-	pump(&a);
+	raw_hangup(&a);
 	ck_assert_int_eq(a.disconnects, 1);
 	ck_assert(tu_log_contains("closed inside a message"));
-	raw_close(&a);
-	raw_close(&b);
 	close(efd);
-	ck_assert_int_eq(tu_count_fds(), nfd);
+	raw_close(&b);
+	raw_aftermath(&a);
+	raw_close(&a);
 }
 END_TEST
 
@@ -447,6 +482,7 @@ START_TEST(unknown_and_backend_codes)
 {
 	struct raw r;
 	uint32_t codes[] = { 0, VHU_REQ_MAX, 100, 0xffffffffu };
+	int efd = eventfd(0, EFD_CLOEXEC);
 
 	raw_open(&r);
 	for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++) {
@@ -455,15 +491,16 @@ START_TEST(unknown_and_backend_codes)
 	}
 	/* Requests of features we never offer are refused, not half done. */
 	ck_assert_uint_eq(send_ack(&r, VHU_REQ_SET_LOG_BASE, "0123456789abcdef", 16,
-				   (int[]){ eventfd(0, 0) }, 1), 1);
+				   &efd, 1), 1);
 	ck_assert_uint_eq(send_ack(&r, VHU_REQ_POSTCOPY_LISTEN, NULL, 0, NULL, 0), 1);
-	ck_assert_uint_eq(send_ack(&r, VHU_REQ_GPU_SET_SOCKET, NULL, 0,
-				   (int[]){ eventfd(0, 0) }, 1), 1);
+	ck_assert_uint_eq(send_ack(&r, VHU_REQ_GPU_SET_SOCKET, NULL, 0, &efd, 1), 1);
 	/* A request whose reply carries data cannot be answered "no": the
 	 * device hangs up (GET_INFLIGHT_FD without INFLIGHT_SHMFD). */
 	struct vhu_inflight inf = { .mmap_size = 0, .num_queues = 2, .queue_size = 256 };
 	send_req(&r, VHU_REQ_GET_INFLIGHT_FD, &inf, sizeof(inf), NULL, 0);
 	ck_assert(peer_closed(&r));
+	close(efd);
+	raw_aftermath(&r);
 	raw_close(&r);
 }
 END_TEST
@@ -471,11 +508,10 @@ END_TEST
 START_TEST(wrong_fd_counts)
 {
 	struct raw r;
-	int nfd = tu_count_fds();
-	int fds[8];
+	int fds[16];
 
 	for (int i = 0; i < 8; i++)
-		fds[i] = eventfd(0, EFD_CLOEXEC);
+		fds[i] = fds[i + 8] = eventfd(0, EFD_CLOEXEC);
 	raw_open(&r);
 	/* fds on a request that takes none */
 	ck_assert_uint_eq(send_ack(&r, VHU_REQ_SET_OWNER, NULL, 0, fds, 2), 1);
@@ -489,51 +525,35 @@ START_TEST(wrong_fd_counts)
 	ck_assert_uint_eq(kick(&r, VHU_REQ_SET_VRING_CALL, 0, -1), 1);
 	ck_assert_uint_eq(kick(&r, VHU_REQ_SET_VRING_CALL, 0, fds[0]), 0);
 	ck_assert_uint_eq(kick(&r, VHU_REQ_SET_VRING_CALL, VHU_VRING_NOFD, -1), 0);
-	/* more fds than any message may carry (our end sends 8 + 8) */
-	{
-		int many[16];
-		struct vhu_msg_hdr h = { VHU_REQ_SET_OWNER, VHU_FLAG_VERSION, 0 };
-		struct iovec iov = { &h, sizeof(h) };
-		union {
-			char buf[CMSG_SPACE(16 * sizeof(int))];
-			struct cmsghdr al;
-		} c;
-		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
-				     .msg_control = c.buf, .msg_controllen = sizeof(c.buf) };
-		struct cmsghdr *cm;
-
-		memset(&c, 0, sizeof(c));
-		cm = CMSG_FIRSTHDR(&mh);
-		for (int i = 0; i < 16; i++)
-			many[i] = fds[i % 8];
-		cm->cmsg_level = SOL_SOCKET;
-		cm->cmsg_type = SCM_RIGHTS;
-		cm->cmsg_len = CMSG_LEN(sizeof(many));
-		memcpy(CMSG_DATA(cm), many, sizeof(many));
-		ck_assert_int_eq(sendmsg(r.fd, &mh, 0), sizeof(h));
-		ck_assert(peer_closed(&r));
-	}
-	raw_close(&r);
+	/* more fds than any message may carry (16, the kernel truncates) */
+	send_hdr_fds(&r, VHU_REQ_SET_OWNER, 0, fds, 16);
+	ck_assert(peer_closed(&r));
 	for (int i = 0; i < 8; i++)
 		close(fds[i]);
-	ck_assert_int_eq(tu_count_fds(), nfd);
+	raw_aftermath(&r);
+	raw_close(&r);
 }
 END_TEST
 
+/* One connection after the other, each with bad header flags: hung up. */
 START_TEST(bad_header_flags)
 {
 	uint32_t flags[] = { 0, 2, 3, VHU_FLAG_VERSION | VHU_FLAG_REPLY,
 			     VHU_FLAG_VERSION | 0x10, VHU_FLAG_VERSION | 0x80000000u };
+	struct raw r;
 
+	raw_open(&r);
 	for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
-		struct raw r;
-
-		raw_open(&r);
+		if (i)
+			raw_connect(&r);
 		send_raw(&r, VHU_REQ_GET_FEATURES, flags[i], NULL, 0, NULL, 0);
 		ck_assert_msg(peer_closed(&r), "flags 0x%x", flags[i]);
 		ck_assert_int_eq(r.last_rc, -EPROTO);
-		raw_close(&r);
+		close(r.fd);
+		r.fd = -1;
 	}
+	raw_aftermath(&r);
+	raw_close(&r);
 }
 END_TEST
 
@@ -566,6 +586,7 @@ START_TEST(wrong_payload_sizes)
 	send_req(&r, VHU_REQ_GET_CONFIG, buf, 12 + 8, NULL, 0);
 	ck_assert_uint_eq(get_reply(&r, VHU_REQ_GET_CONFIG, buf, sizeof(buf)), 0);
 	ck_assert(vhu_dev_is_connected(r.dev));
+	raw_aftermath(&r);
 	raw_close(&r);
 }
 END_TEST
@@ -622,6 +643,7 @@ START_TEST(repeated_requests_stay_flat)
 	ck_assert_int_lt(tu_rss_pages() - rss, tu_rss_bound(1024));
 	ck_assert_uint_eq(vhu_dev_mem_regions(r.dev), 1);
 	close(efd);
+	raw_aftermath(&r);
 	raw_close(&r);
 }
 END_TEST
@@ -631,13 +653,15 @@ END_TEST
 START_TEST(mem_table_rules)
 {
 	struct raw r;
-	int nfd = tu_count_fds();
 	uint8_t buf[VHU_MAX_PAYLOAD] = { 0 };
 	struct vhu_mem_table_hdr *h = (void *)buf;
 	struct vhu_mem_region *reg = (void *)(buf + 8);
 	int mfd = memfd_create("g", MFD_CLOEXEC);
+	int mfds[VHU_MEM_TABLE_MAX_REGIONS];
 
 	ck_assert_int_eq(ftruncate(mfd, 1 * MB), 0);
+	for (int i = 0; i < VHU_MEM_TABLE_MAX_REGIONS; i++)
+		mfds[i] = mfd;
 	raw_open(&r);
 	/* before SET_OWNER / SET_FEATURES */
 	h->nregions = 1;
@@ -645,35 +669,25 @@ START_TEST(mem_table_rules)
 	ck_assert_uint_eq(send_ack(&r, VHU_REQ_SET_MEM_TABLE, buf, 40, &mfd, 1), 1);
 	ck_assert_int_eq(r.last_rc, -EPERM);
 	negotiate(&r, 0);
-	/* nregions 0 and 9 */
+	/* nregions 0, and more than 8 in the largest table there is */
 	h->nregions = 0;
 	ck_assert_uint_eq(send_ack(&r, VHU_REQ_SET_MEM_TABLE, buf, 8, NULL, 0), 1);
+	h->nregions = VHU_MEM_TABLE_MAX_REGIONS + 1;
+	ck_assert_uint_eq(send_ack(&r, VHU_REQ_SET_MEM_TABLE, buf,
+				   8 + 32 * VHU_MEM_TABLE_MAX_REGIONS, mfds,
+				   VHU_MEM_TABLE_MAX_REGIONS), 1);
+	h->nregions = 0xffffffffu;
+	ck_assert_uint_eq(send_ack(&r, VHU_REQ_SET_MEM_TABLE, buf,
+				   8 + 32 * VHU_MEM_TABLE_MAX_REGIONS, mfds,
+				   VHU_MEM_TABLE_MAX_REGIONS), 1);
 	/* nregions != fds */
 	h->nregions = 2;
 	reg[1] = (struct vhu_mem_region){ MB, MB, 0x20000000, 0 };
 	ck_assert_uint_eq(send_ack(&r, VHU_REQ_SET_MEM_TABLE, buf, 72, &mfd, 1), 1);
 	ck_assert_int_eq(r.last_rc, -EBADF);
-	/* zero size, past EOF, overflow, overlap */
-	h->nregions = 1;
-	reg[0].memory_size = 0;
-	ck_assert_uint_eq(send_ack(&r, VHU_REQ_SET_MEM_TABLE, buf, 40, &mfd, 1), 1);
-	reg[0] = (struct vhu_mem_region){ 0, 2 * MB, 0x10000000, 0 };
-	ck_assert_uint_eq(send_ack(&r, VHU_REQ_SET_MEM_TABLE, buf, 40, &mfd, 1), 1);
-	ck_assert(tu_log_contains("but the file has"));
-	reg[0] = (struct vhu_mem_region){ UINT64_MAX - 100, MB, 0x10000000, 0 };
-	ck_assert_uint_eq(send_ack(&r, VHU_REQ_SET_MEM_TABLE, buf, 40, &mfd, 1), 1);
-	h->nregions = 2;
-	reg[0] = (struct vhu_mem_region){ 0, MB, 0x10000000, 0 };
-	reg[1] = (struct vhu_mem_region){ MB / 2, MB / 2, 0x20000000, MB / 2 };
-	ck_assert_uint_eq(send_ack(&r, VHU_REQ_SET_MEM_TABLE, buf, 72,
-				   (int[]){ mfd, mfd }, 2), 1);
 	ck_assert_uint_eq(vhu_dev_mem_regions(r.dev), 0);
-	/* unmappable fd */
-	h->nregions = 1;
-	reg[0] = (struct vhu_mem_region){ 0, 4096, 0x10000000, 0 };
-	ck_assert_uint_eq(send_ack(&r, VHU_REQ_SET_MEM_TABLE, buf, 40,
-				   (int[]){ r.fd }, 1), 1);
 	/* and a good one */
+	h->nregions = 1;
 	ck_assert_uint_eq(send_ack(&r, VHU_REQ_SET_MEM_TABLE, buf, 40, &mfd, 1), 0);
 	ck_assert_uint_eq(vhu_dev_mem_regions(r.dev), 1);
 	/* ADD/REM_MEM_REG need CONFIGURE_MEM_SLOTS: negotiated above (all) */
@@ -703,9 +717,127 @@ START_TEST(mem_table_rules)
 	ck_assert_uint_eq(send_ack(&r, VHU_REQ_SET_LOG_BASE, &lb, sizeof(lb), &mfd, 1), 1);
 	struct vhu_inflight inf = { 4096, 0, 0, 0 };
 	ck_assert_uint_eq(send_ack(&r, VHU_REQ_SET_INFLIGHT_FD, &inf, sizeof(inf), &mfd, 1), 1);
-	raw_close(&r);
 	close(mfd);
-	ck_assert_int_eq(tu_count_fds(), nfd);
+	raw_aftermath(&r);
+	raw_close(&r);
+}
+END_TEST
+
+/* What backs a region in a bad_region_cases entry. */
+enum region_fd { FD_MEMFD, FD_EVENTFD, FD_SOCKET, FD_DEVNULL, FD_READ_ONLY };
+
+#define BAD_GPA (1ull << 30) /* clear of the good region at gpa 0 */
+#define BAD_UVA 0x10000000ull
+
+static const struct bad_region {
+	const char *what;
+	unsigned n;
+	struct vhu_mem_region r[2];
+	enum region_fd fd;
+} bad_region_cases[] = {
+	/* class 10 */
+	{ "size 0", 1, { { BAD_GPA, 0, BAD_UVA, 0 } }, FD_MEMFD },
+	/* 11 */
+	{ "gpa + size wraps", 1, { { UINT64_MAX - 4095, 8192, BAD_UVA, 0 } }, FD_MEMFD },
+	{ "uva + size wraps", 1, { { BAD_GPA, 8192, UINT64_MAX - 4095, 0 } }, FD_MEMFD },
+	{ "offset + size wraps", 1, { { BAD_GPA, 8192, BAD_UVA, UINT64_MAX - 4095 } },
+	  FD_MEMFD },
+	{ "offset + size rounded to pages wraps", 1,
+	  { { BAD_GPA, 8, BAD_UVA, UINT64_MAX - 10 } }, FD_MEMFD },
+	/* 12 (the file is 1 MiB) */
+	{ "size past the end of the file", 1, { { BAD_GPA, 2 * MB, BAD_UVA, 0 } },
+	  FD_MEMFD },
+	{ "offset + size past the end of the file", 1,
+	  { { BAD_GPA, MB, BAD_UVA, 4096 } }, FD_MEMFD },
+	/* 13 */
+	{ "overlapping gpa", 2, { { BAD_GPA, MB / 2, BAD_UVA, 0 },
+				  { BAD_GPA + MB / 4, MB / 2, 2 * BAD_UVA, MB / 2 } },
+	  FD_MEMFD },
+	{ "overlapping uva", 2, { { BAD_GPA, MB / 2, BAD_UVA, 0 },
+				  { 2 * BAD_GPA, MB / 2, BAD_UVA + MB / 4, MB / 2 } },
+	  FD_MEMFD },
+	/* 14 */
+	{ "an eventfd", 1, { { BAD_GPA, 4096, BAD_UVA, 0 } }, FD_EVENTFD },
+	{ "a socket", 1, { { BAD_GPA, 4096, BAD_UVA, 0 } }, FD_SOCKET },
+	{ "/dev/null", 1, { { BAD_GPA, 4096, BAD_UVA, 0 } }, FD_DEVNULL },
+	{ "a read-only file", 1, { { BAD_GPA, 4096, BAD_UVA, 0 } }, FD_READ_ONLY },
+};
+
+/* A new fd of kind @k (a dup of @memfd for FD_MEMFD). */
+static int region_fd(enum region_fd k, int memfd)
+{
+	const char *path;
+	int fd = -1, sp[2];
+
+	switch (k) {
+	case FD_MEMFD:
+		fd = dup(memfd);
+		break;
+	case FD_EVENTFD:
+		fd = eventfd(0, EFD_CLOEXEC);
+		break;
+	case FD_SOCKET:
+		ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sp), 0);
+		close(sp[1]);
+		fd = sp[0];
+		break;
+	case FD_DEVNULL:
+		fd = open("/dev/null", O_RDWR);
+		break;
+	case FD_READ_ONLY:
+		path = tu_sock_path("read-only");
+		fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
+		ck_assert_int_ge(fd, 0);
+		ck_assert_int_eq(ftruncate(fd, (off_t)MB), 0);
+		close(fd);
+		fd = open(path, O_RDONLY);
+		unlink(path);
+		break;
+	}
+	ck_assert_int_ge(fd, 0);
+	return fd;
+}
+
+/* Classes 10-14 through the device, each as SET_MEM_TABLE and (one
+ * region) ADD_MEM_REG while queue 0 runs on a good table: refused with a
+ * non-zero ack, and (38) nothing of it stays: the good table and the
+ * running ring are as they were. */
+START_TEST(bad_regions)
+{
+	struct raw r;
+	struct vhu_queue_info qi;
+	int mfd = memfd_create("bad", MFD_CLOEXEC);
+
+	ck_assert_int_eq(ftruncate(mfd, (off_t)MB), 0);
+	raw_open(&r);
+	start_queue0(&r);
+	for (size_t i = 0; i < sizeof(bad_region_cases) / sizeof(bad_region_cases[0]);
+	     i++) {
+		const struct bad_region *c = &bad_region_cases[i];
+		int fd = region_fd(c->fd, mfd);
+		struct {
+			struct vhu_mem_table_hdr h;
+			struct vhu_mem_region reg[2];
+		} __attribute__((packed)) t = { { c->n, 0 }, { c->r[0], c->r[1] } };
+		struct vhu_mem_reg_msg one = { 0, c->r[0] };
+
+		ck_assert_msg(send_ack(&r, VHU_REQ_SET_MEM_TABLE, &t, 8 + 32 * c->n,
+				       (int[]){ fd, fd }, c->n) == 1,
+			      "SET_MEM_TABLE, %s: accepted", c->what);
+		if (c->n == 1)
+			ck_assert_msg(send_ack(&r, VHU_REQ_ADD_MEM_REG, &one,
+					       sizeof(one), &fd, 1) == 1,
+				      "ADD_MEM_REG, %s: accepted", c->what);
+		close(fd);
+		ck_assert_uint_eq(vhu_dev_mem_regions(r.dev), 1);
+		ck_assert_int_eq(vhu_dev_queue_info(r.dev, 0, &qi), 0);
+		ck_assert_msg(qi.started && !qi.broken, "queue 0 after %s", c->what);
+	}
+	ck_assert(tu_log_contains("but the file has"));
+	ck_assert(tu_log_contains("overflows"));
+	close(mfd);
+	raw_aftermath(&r);
+	raw_close(&r);
 }
 END_TEST
 
@@ -726,8 +858,9 @@ START_TEST(mem_slot_limit)
 					   &mfd, 1), i < 4 ? 0 : 1);
 	}
 	ck_assert_uint_eq(vhu_dev_mem_regions(r.dev), 4);
-	raw_close(&r);
 	close(mfd);
+	raw_aftermath(&r);
+	raw_close(&r);
 }
 END_TEST
 
@@ -754,6 +887,7 @@ START_TEST(vring_index_and_bits)
 	send_req(&r, VHU_REQ_GET_VRING_BASE, &s, sizeof(s), NULL, 0);
 	ck_assert(peer_closed(&r));
 	close(efd);
+	raw_aftermath(&r);
 	raw_close(&r);
 }
 END_TEST
@@ -774,6 +908,7 @@ START_TEST(vring_num_rules)
 	ck_assert_uint_eq(set_state(&r, VHU_REQ_SET_VRING_NUM, 0, 12345), 1);
 	ck_assert_int_eq(vhu_dev_queue_info(r.dev, 0, &qi), 0);
 	ck_assert_uint_eq(qi.size, 32768);
+	raw_aftermath(&r);
 	raw_close(&r);
 }
 END_TEST
@@ -828,6 +963,7 @@ START_TEST(vring_start_needs_everything)
 	ck_assert_int_eq(vhu_dev_queue_info(r.dev, 0, &qi), 0);
 	ck_assert(qi.enabled);
 	close(efd);
+	raw_aftermath(&r);
 	raw_close(&r);
 }
 END_TEST
@@ -849,10 +985,11 @@ START_TEST(vring_base_rules)
 	send_req(&r, VHU_REQ_GET_VRING_BASE, &s, sizeof(s), NULL, 0);
 	ck_assert_uint_eq(get_reply(&r, VHU_REQ_GET_VRING_BASE, &s, sizeof(s)), 8);
 	ck_assert_uint_eq(s.num, 40000);
-	raw_close(&r);
 
-	/* packed: indexes below the ring size, wrap bits kept */
-	raw_open(&r);
+	/* packed (a new connection): indexes below the ring size, wrap bits
+	 * kept */
+	raw_hangup(&r);
+	raw_connect(&r);
 	negotiate(&r, VHU_BIT(VHU_F_RING_PACKED));
 	ck_assert_uint_eq(set_state(&r, VHU_REQ_SET_VRING_NUM, 0, 100), 0);
 	ck_assert_uint_eq(set_state(&r, VHU_REQ_SET_VRING_BASE, 0, 100), 1);
@@ -863,6 +1000,7 @@ START_TEST(vring_base_rules)
 	send_req(&r, VHU_REQ_GET_VRING_BASE, &s, sizeof(s), NULL, 0);
 	ck_assert_uint_eq(get_reply(&r, VHU_REQ_GET_VRING_BASE, &s, sizeof(s)), 8);
 	ck_assert_uint_eq(s.num, st);
+	raw_aftermath(&r);
 	raw_close(&r);
 }
 END_TEST
@@ -892,6 +1030,7 @@ START_TEST(lifecycle_order)
 	send_u64(&r, VHU_REQ_SET_PROTOCOL_FEATURES,
 		 VHU_BIT(VHU_PF_INBAND_NOTIFICATIONS));
 	ck_assert(peer_closed(&r));
+	raw_aftermath(&r);
 	raw_close(&r);
 }
 END_TEST
@@ -929,6 +1068,7 @@ START_TEST(mem_table_while_running)
 	ck_assert_uint_eq(cnt, 1);
 	close(errfd);
 	close(other);
+	raw_aftermath(&r);
 	raw_close(&r);
 }
 END_TEST
@@ -937,7 +1077,6 @@ START_TEST(reset_then_reuse)
 {
 	struct raw r;
 	struct vhu_queue_info qi;
-	int nfd = tu_count_fds();
 
 	raw_open(&r);
 	start_queue0(&r);
@@ -957,38 +1096,38 @@ START_TEST(reset_then_reuse)
 	ck_assert_int_eq(vhu_dev_queue_info(r.dev, 0, &qi), 0);
 	ck_assert(qi.started);
 	ck_assert_int_eq(r.started[0], 2);
+	raw_aftermath(&r);
 	raw_close(&r);
-	ck_assert_int_eq(tu_count_fds(), nfd);
 }
 END_TEST
 
+/* The front-end goes away with an fd in flight (a header whose payload
+ * never comes): the device drops everything of the session.  Then a
+ * front-end that leaves right after asking for a reply: the reply goes to
+ * a closed socket (no SIGPIPE), and the session ends the same way. */
 START_TEST(disconnect_releases_everything)
 {
 	struct raw r;
-	int nfd = tu_count_fds();
 	struct vhu_queue_info qi;
+	int efd = eventfd(0, EFD_CLOEXEC);
 
 	raw_open(&r);
 	start_queue0(&r);
-	int efd = eventfd(0, EFD_CLOEXEC);
 	ck_assert_uint_eq(kick(&r, VHU_REQ_SET_VRING_CALL, 1, efd), 0);
-	close(efd);
-	/* a header with an fd in flight, then gone */
-	struct vhu_msg_hdr h = { VHU_REQ_SET_VRING_KICK, VHU_FLAG_VERSION, 8 };
-	ck_assert_int_eq(write(r.fd, &h, sizeof(h)), sizeof(h));
-	close(r.fd);
-	r.fd = open("/dev/null", O_RDONLY);
-	pump(&r);
+	send_hdr_fds(&r, VHU_REQ_SET_VRING_KICK, 8, &efd, 1);
+	raw_hangup(&r);
 	ck_assert_int_eq(r.disconnects, 1);
 	ck_assert_uint_eq(vhu_dev_mem_regions(r.dev), 0);
 	ck_assert_int_eq(vhu_dev_queue_info(r.dev, 0, &qi), 0);
 	ck_assert(!qi.started && qi.kick_fd < 0 && qi.call_fd < 0 && qi.size == 0);
-	munmap(r.mem, r.memsz);
-	r.mem = NULL;
-	close(r.memfd);
-	r.memfd = -1;
+	raw_connect(&r);
+	ck_assert_int_eq(vhu_msg_send(r.fd, VHU_REQ_GET_FEATURES, VHU_FLAG_VERSION,
+				      NULL, 0, NULL, 0, 1000), 0);
+	raw_hangup(&r);
+	ck_assert_int_eq(r.disconnects, 2);
+	close(efd);
+	raw_aftermath(&r);
 	raw_close(&r);
-	ck_assert_int_eq(tu_count_fds(), nfd);
 }
 END_TEST
 
@@ -1026,6 +1165,53 @@ START_TEST(opts_validation)
 }
 END_TEST
 
+/* Is GET_FEATURES on @fd answered by @d? */
+static bool answers(struct vhu_dev *d, int fd)
+{
+	struct vhu_logger lg;
+	struct vhu_rx rx;
+	bool ok;
+
+	vhu_logger_init(&lg, tu_log, NULL, VHU_LOG_DEBUG, "test");
+	vhu_rx_init(&rx);
+	ck_assert_int_eq(vhu_msg_send(fd, VHU_REQ_GET_FEATURES, VHU_FLAG_VERSION,
+				      NULL, 0, NULL, 0, 1000), 0);
+	for (int i = 0; i < 10; i++)
+		vhu_dev_poll(d, 10);
+	ok = vhu_msg_recv_timeout(fd, &rx, &lg, 1000) == 1 &&
+	     rx.msg.hdr.request == VHU_REQ_GET_FEATURES;
+	vhu_rx_reset(&rx);
+	return ok;
+}
+
+/* The --fd convention: one connection at a time, and the next fd once the
+ * last connection is gone. */
+START_TEST(attach_fd_again)
+{
+	struct vhu_dev_opts o = { .sz = sizeof(o), .num_queues = 2, .log = tu_log };
+	struct vhu_dev *d = vhu_dev_new(&o);
+	int fds = tu_count_fds();
+	int a[2], b[2];
+
+	ck_assert_ptr_nonnull(d);
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, a), 0);
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, b), 0);
+	ck_assert_int_eq(vhu_dev_attach_fd(d, a[0]), 0);
+	ck_assert(answers(d, a[1]));
+	ck_assert_int_eq(vhu_dev_attach_fd(d, b[0]), -EBUSY); /* a is up */
+	close(a[1]);
+	for (int i = 0; i < 10 && vhu_dev_is_connected(d); i++)
+		vhu_dev_poll(d, 10);
+	ck_assert(!vhu_dev_is_connected(d));
+	ck_assert_int_eq(vhu_dev_attach_fd(d, b[0]), 0);
+	ck_assert(answers(d, b[1]));
+	ck_assert_int_eq(vhu_dev_listen(d, tu_sock_path("fd")), -EBUSY);
+	vhu_dev_free(d);
+	close(b[1]);
+	ck_assert_int_eq(tu_count_fds(), fds); /* the device closed a[0] and b[0] */
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("codec");
@@ -1034,12 +1220,18 @@ int main(void)
 	TCase *mt = tcase_create("memory");
 	TCase *vr = tcase_create("vring");
 	TCase *lc = tcase_create("lifecycle");
+	TCase *catalogue[] = { fr, mt, vr, lc };
 
-	tcase_add_checked_fixture(fr, tu_log_clear, NULL);
+	for (size_t i = 0; i < sizeof(catalogue) / sizeof(catalogue[0]); i++) {
+		tcase_add_checked_fixture(catalogue[i], tu_log_clear, NULL);
+		tcase_add_checked_fixture(catalogue[i], aftermath_setup,
+					  aftermath_teardown);
+	}
 	tcase_add_test(rt, table_is_complete);
 	tcase_add_test(rt, every_request_round_trips);
 	tcase_add_test(rt, partial_reads_reassemble);
 	tcase_add_test(rt, opts_validation);
+	tcase_add_test(rt, attach_fd_again);
 	tcase_add_test(fr, short_header_then_eof);
 	tcase_add_test(fr, oversized_size_with_fds);
 	tcase_add_test(fr, truncated_payload_and_stall);
@@ -1050,6 +1242,7 @@ int main(void)
 	tcase_add_test(fr, repeated_requests_stay_flat);
 	tcase_set_timeout(fr, 120);
 	tcase_add_test(mt, mem_table_rules);
+	tcase_add_test(mt, bad_regions);
 	tcase_add_test(mt, mem_slot_limit);
 	tcase_add_test(vr, vring_index_and_bits);
 	tcase_add_test(vr, vring_num_rules);

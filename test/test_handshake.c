@@ -5,6 +5,12 @@
  * process, in server and client mode, across disconnects, reconnects and
  * back-end restarts.  Each test asserts what the back-end ended with and
  * the order its callbacks fired in, and that no fd leaked.
+ *
+ * The "hostile" test case (front-ends that send broken framing or vanish
+ * mid-session: classes 1, 2, 6, 7, 9 and 37 of shared/HOSTILE-INPUTS.md)
+ * also checks the aftermath (util/aftermath.h): a bystander device still
+ * moves data, a fresh front-end on the same device completes a session
+ * with data, fds, mappings and RSS flat.
  */
 #include <check.h>
 #include <errno.h>
@@ -15,6 +21,7 @@
 
 #include <vhu/vhu.h>
 
+#include "aftermath.h"
 #include "fe.h"
 #include "proto.h"
 #include "testutil.h"
@@ -242,6 +249,15 @@ static void hs_end(void)
 	unlink(H.path);
 	free((void *)H.path);
 	ck_assert_int_eq(tu_count_fds(), H.fds_before);
+}
+
+/* The end of a hostile test: @fe leaves, the aftermath on the device. */
+static void hostile_end(struct vhu_fe *fe)
+{
+	vhu_fe_free(fe);
+	aftermath_check(&(struct aftermath_target){ .dev = H.dev, .path = H.path,
+						   .be = H.be });
+	hs_end();
 }
 
 static void lock(void)
@@ -617,9 +633,7 @@ START_TEST(server_disconnect_and_second_fe)
 	ck_assert_int_eq(count_ev(EV_CONNECTED, -1, 0), 2);
 	ck_assert(tu_log_contains("second front-end"));
 	unlock();
-	vhu_fe_free(fe2);
-	ck_assert(tu_backend_wait(H.be, pred_disconnected, NULL, TMO));
-	hs_end();
+	hostile_end(fe2);
 }
 END_TEST
 
@@ -1067,7 +1081,7 @@ START_TEST(raw_messages)
 	/* And a new session is as good as the first. */
 	assert_fe_ok(vhu_fe_reconnect(fe, TMO), "reconnect");
 	do_handshake(fe, &o);
-	stop_server_fe(fe);
+	hostile_end(fe);
 }
 END_TEST
 
@@ -1264,13 +1278,16 @@ static Suite *handshake_suite(void)
 {
 	Suite *s = suite_create("handshake");
 	TCase *tc = tcase_create("handshake");
+	TCase *h = tcase_create("hostile");
 
 	tcase_set_timeout(tc, 60);
+	tcase_set_timeout(h, 60);
+	tcase_add_checked_fixture(h, aftermath_setup, aftermath_teardown);
 	tcase_add_test(tc, server_split);
 	tcase_add_test(tc, server_packed);
 	tcase_add_test(tc, server_mem_slots);
 	tcase_add_test(tc, server_packed_mem_slots);
-	tcase_add_test(tc, server_disconnect_and_second_fe);
+	tcase_add_test(h, server_disconnect_and_second_fe);
 	tcase_add_test(tc, client_reconnect);
 	tcase_add_test(tc, backend_restart);
 	tcase_add_test(tc, vring_base_split);
@@ -1279,7 +1296,7 @@ static Suite *handshake_suite(void)
 	tcase_add_test(tc, config_and_backend_channel);
 	tcase_add_test(tc, no_backend_channel);
 	tcase_add_test(tc, no_protocol_features);
-	tcase_add_test(tc, raw_messages);
+	tcase_add_test(h, raw_messages);
 	tcase_add_test(tc, in_order_no_event_idx);
 	tcase_add_test(tc, rarp_and_mtu);
 	tcase_add_loop_test(tc, reset_device_and_restart, 0, 2);
@@ -1287,6 +1304,7 @@ static Suite *handshake_suite(void)
 	tcase_add_loop_test(tc, memory_layout, 0, 2);
 	tcase_add_loop_test(tc, qemu_order, 0, 2);
 	suite_add_tcase(s, tc);
+	suite_add_tcase(s, h);
 	return s;
 }
 

@@ -163,7 +163,9 @@ VHU_API int vhu_dev_listen(struct vhu_dev *dev, const char *path);
 VHU_API int vhu_dev_connect(struct vhu_dev *dev, const char *path);
 
 /** vhu_dev_attach_fd() - serve an already connected socket (the --fd
- *  convention).  The device owns @fd from then on; no reconnect. */
+ *  convention).  The device owns @fd from then on; no reconnect, but once
+ *  that connection is gone another fd may be attached.  -EBUSY while a
+ *  connection is up or the device listens or connects itself. */
 VHU_API int vhu_dev_attach_fd(struct vhu_dev *dev, int fd);
 
 /** vhu_dev_on_readable() - the application's loop saw @fd readable. */

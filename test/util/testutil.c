@@ -41,6 +41,20 @@ long tu_rss_pages(void)
 	return rss;
 }
 
+int tu_count_maps(const char *needle)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	char line[512];
+	int n = 0;
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		n += strstr(line, needle) != NULL;
+	fclose(f);
+	return n;
+}
+
 int tu_under_valgrind(void)
 {
 	const char *p = getenv("LD_PRELOAD");

@@ -11,6 +11,9 @@
 int tu_count_fds(void);
 /* Resident set size in pages (second field of /proc/self/statm). */
 long tu_rss_pages(void);
+/* Mappings of this process (lines of /proc/self/maps) whose path contains
+ * @needle, e.g. "/memfd:" for guest memory. */
+int tu_count_maps(const char *needle);
 /* Running under valgrind (RSS figures are valgrind's, not ours). */
 int tu_under_valgrind(void);
 /* RSS growth bound in pages for "memory stays flat" checks: @pages, or no
