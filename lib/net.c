@@ -382,7 +382,8 @@ static int tx_take(struct vhu_vq *vq, const struct vhu_req *r, uint32_t hs,
 		count(vq, NS_TOO_BIG, 1);
 		return 0;
 	}
-	if (unlikely(!tx_meta_ok(vq, &h, flen))) {
+	/* No offloads (the usual header) needs no further look. */
+	if (unlikely((h.flags | h.gso_type) && !tx_meta_ok(vq, &h, flen))) {
 		count(vq, NS_BAD_HEADER, 1);
 		return 0;
 	}
@@ -408,7 +409,7 @@ int vhu_net_dequeue(struct vhu_vq *vq, struct vhu_net_pkt *pkts,
 {
 	struct vhu_req reqs[NET_TX_BATCH];
 	struct vhu_seg segs[NET_MAX_SEGS];
-	unsigned st = vhu_vq_begin(vq), got = 0;
+	unsigned st = vhu_vq_begin(vq), got = 0, budget;
 	uint64_t bytes = 0;
 	uint32_t hs;
 	int rc = 0;
@@ -418,8 +419,14 @@ int vhu_net_dequeue(struct vhu_vq *vq, struct vhu_net_pkt *pkts,
 		return st & VHU_VQ_BROKEN ? -EIO : 0;
 	}
 	hs = vhu_net_hdr_size(vq);
-	while (got < n) {
+	/* Frames dropped do not count towards @n: bound the work by a ring's
+	 * worth of requests, or a guest posting only bad frames keeps us. */
+	budget = vhu_vq_size(vq);
+	while (got < n && budget) {
 		unsigned want = n - got < NET_TX_BATCH ? n - got : NET_TX_BATCH;
+
+		if (want > budget)
+			want = budget;
 
 		rc = vhu_vq_pop(vq, reqs, want, segs, NET_MAX_SEGS);
 		if (rc <= 0) {
@@ -431,6 +438,10 @@ int vhu_net_dequeue(struct vhu_vq *vq, struct vhu_net_pkt *pkts,
 			break;
 		}
 		for (int i = 0; i < rc; i++) {
+			/* The guest wrote these frames on another core: start
+			 * fetching the next one while this one is copied. */
+			if (i + 1 < rc && reqs[i + 1].nr_out)
+				__builtin_prefetch(reqs[i + 1].segs[0].addr);
 			if (unlikely(!(st & VHU_VQ_ENABLED))) {
 				count(vq, NS_NOT_READY, 1);
 				continue;
@@ -439,6 +450,7 @@ int vhu_net_dequeue(struct vhu_vq *vq, struct vhu_net_pkt *pkts,
 				bytes += pkts[got++].len;
 		}
 		vhu_vq_push(vq, reqs, NULL, (unsigned)rc);
+		budget -= (unsigned)rc;
 	}
 	count(vq, NS_PACKETS, got);
 	count(vq, NS_BYTES, bytes);

@@ -103,7 +103,9 @@ int vhu_vq_pop_split(struct vhu_vq *vq, struct vhu_req *reqs, unsigned max,
 	uint16_t mask = (uint16_t)(size - 1);
 	unsigned n = 0, used_segs = 0, todo;
 
-	if (vq->shadow_avail_idx == last) {
+	/* Fewer than @max known: look again (also after a rewind, which
+	 * leaves the shadow index ahead of last_avail_idx). */
+	if ((uint16_t)(vq->shadow_avail_idx - last) < max) {
 		/* Acquire, barrier [avail-idx]: ring entries are read after the
 		 * index; pairs with the driver's write barrier before it
 		 * publishes avail->idx. */

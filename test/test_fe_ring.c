@@ -24,14 +24,6 @@
 
 static uint8_t *mem;
 
-/* Check's own asserts record a location on every pass, which makes tight
- * loops slow under valgrind; this one only talks to Check on failure. */
-#define FAST(c)                                                          \
-	do {                                                             \
-		if (!(c))                                                \
-			ck_abort_msg("%s:%d: %s", __FILE__, __LINE__, #c); \
-	} while (0)
-
 static void *gpa_ptr(uint64_t gpa)
 {
 	FAST(gpa < MEM_SIZE);

@@ -23,22 +23,8 @@
 #include <vhu/vhu.h>
 
 #include "aftermath.h"
+#include "nettest.h"
 #include "vqenv.h"
-
-#define NET_FEATURES                                                         \
-	(VHU_BIT(VHU_NET_F_MRG_RXBUF) | VHU_BIT(VHU_NET_F_CSUM) |              \
-	 VHU_BIT(VHU_NET_F_GUEST_CSUM) | VHU_BIT(VHU_NET_F_HOST_TSO4) |        \
-	 VHU_BIT(VHU_NET_F_GUEST_TSO4) | VHU_BIT(VHU_NET_F_MQ))
-
-struct vnet_hdr {
-	uint8_t flags;
-	uint8_t gso_type;
-	uint16_t hdr_len;
-	uint16_t gso_size;
-	uint16_t csum_start;
-	uint16_t csum_offset;
-	uint16_t num_buffers;
-} __attribute__((packed));
 
 static void net_up(struct env *e, bool packed, uint64_t features_off,
 		   uint16_t nq)
@@ -301,6 +287,77 @@ END_TEST
 
 /* Without VERSION_1 and MRG_RXBUF the header is the legacy 10 bytes; a
  * guest without CSUM must not send NEEDS_CSUM. */
+/* A guest that keeps posting frames the device drops (bad headers) while
+ * one dequeue runs: the call still returns after a ring's worth.  Each
+ * frame is an indirect table of TX_PIECES one-byte buffers, so the device
+ * works harder per frame than the guest does to post it again, and the
+ * ring never runs dry under it. */
+#define TX_PIECES 250
+
+struct reposter {
+	struct env *e;
+	struct vhu_fe_buf pieces[TX_PIECES];
+	void *table;
+	uint64_t table_gpa;
+	atomic_bool stop;
+};
+
+static void *repost_bad_frames(void *arg)
+{
+	struct reposter *g = arg;
+	struct vhu_fe_ring *r = ring(g->e, 1);
+
+	while (!atomic_load(&g->stop)) {
+		while (vhu_fe_ring_get_used(r, NULL, NULL, NULL) == 1)
+			;
+		while (vhu_fe_ring_add_indirect(r, g->pieces, TX_PIECES, 0, g->table,
+						g->table_gpa, NULL) >= 0)
+			;
+		vhu_fe_ring_publish(r);
+	}
+	return NULL;
+}
+
+START_TEST(tx_work_is_bounded)
+{
+	struct env e;
+	struct env_opts o = { .packed = _i, .device_features = NET_FEATURES,
+			      .qsize = 64 };
+	static struct reposter g;
+	uint8_t buf[8][2048];
+	void *bufs[8];
+	struct vhu_net_pkt p[8];
+	struct vhu_vq_stats before, after;
+	struct vhu_vq *tx;
+	uint64_t gpa;
+	pthread_t th;
+
+	env_up(&e, &o);
+	tx = vhu_dev_vq(e.dev, 1);
+	memset(&g, 0, sizeof(g));
+	g.e = &e;
+	gpa = galloc(&e, TX_PIECES);
+	fill(&e, gpa, TX_PIECES, 0xff); /* flags and gso_type nobody offered */
+	for (int i = 0; i < TX_PIECES; i++)
+		g.pieces[i] = (struct vhu_fe_buf){ gpa + (uint64_t)i, 1 };
+	g.table_gpa = galloc(&e, TX_PIECES * 16);
+	g.table = vhu_fe_gpa_to_ptr(e.fe, g.table_gpa, TX_PIECES * 16);
+	for (int i = 0; i < 8; i++)
+		bufs[i] = buf[i];
+	ck_assert_int_eq(pthread_create(&th, NULL, repost_bad_frames, &g), 0);
+	usleep(20000);
+	vhu_vq_stats(tx, &before);
+	ck_assert_int_eq(vhu_net_dequeue(tx, p, bufs, 2048, 8), 0);
+	vhu_vq_stats(tx, &after);
+	atomic_store(&g.stop, true);
+	pthread_join(th, NULL);
+	ck_assert_uint_gt(after.popped - before.popped, 0);
+	ck_assert_uint_le(after.popped - before.popped, 64);
+	aftermath_env(&e);
+	env_down(&e);
+}
+END_TEST
+
 START_TEST(legacy_header)
 {
 	struct env e;
@@ -471,6 +528,7 @@ int main(void)
 	tcase_add_loop_test(tc, rx_mergeable, 0, 2);
 	tcase_add_test(h, rx_offload_metadata);
 	tcase_add_loop_test(h, tx_frames_and_hostile_headers, 0, 2);
+	tcase_add_loop_test(h, tx_work_is_bounded, 0, 2);
 	tcase_add_test(tc, legacy_header);
 	tcase_add_test(tc, disabled_queues);
 	tcase_add_loop_test(tc, multiqueue_pairs, 0, 2);

@@ -73,10 +73,11 @@ struct vhu_net_pkt {
 
 /**
  * vhu_net_enqueue() - copy @n frames into the guest's RX queue @vq.
- * Returns how many were delivered (a prefix of @pkts); the others were
- * dropped and counted (no guest buffers, frame too large, queue disabled
- * or stopped, offload not negotiated).  The guest is notified once if it
- * asked to be.
+ * Returns how many were delivered (in order; not always a prefix of
+ * @pkts: a frame too large or with bad metadata is skipped and later ones
+ * still go); the others were dropped and counted (no guest buffers,
+ * frame too large, queue disabled or stopped, offload not negotiated).
+ * The guest is notified once if it asked to be.
  */
 VHU_API int vhu_net_enqueue(struct vhu_vq *vq, const struct vhu_net_pkt *pkts,
 			    unsigned n);
@@ -87,7 +88,8 @@ VHU_API int vhu_net_enqueue(struct vhu_vq *vq, const struct vhu_net_pkt *pkts,
  * metadata into @pkts[i].  Returns the number of frames, 0 if none, -EIO
  * if the ring broke.  Frames that do not fit or whose header is invalid
  * are dropped, counted and returned to the guest; on a disabled queue
- * every frame is (the spec's "process and discard").
+ * every frame is (the spec's "process and discard").  At most a ring's
+ * worth of requests is taken per call, dropped ones included.
  */
 VHU_API int vhu_net_dequeue(struct vhu_vq *vq, struct vhu_net_pkt *pkts,
 			    void *const *bufs, uint32_t buf_len, unsigned n);

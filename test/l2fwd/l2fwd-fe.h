@@ -8,23 +8,12 @@
 #include <stdint.h>
 
 #include "fe.h"
+#include "../util/nettest.h" /* struct vnet_hdr */
 
 #define MAX_PAIRS 8
 #define RING 256
 #define TXBUF 8192u /* room for frames above vhu-l2fwd's limits */
 #define RXBUF 2048u
-
-/* virtio_net_hdr with num_buffers (VERSION_1 / MRG_RXBUF layout). */
-struct vnet_hdr {
-	uint8_t flags;
-	uint8_t gso_type;
-	uint16_t hdr_len;
-	uint16_t gso_size;
-	uint16_t csum_start;
-	uint16_t csum_offset;
-	uint16_t num_buffers;
-} __attribute__((packed));
-_Static_assert(sizeof(struct vnet_hdr) == 12, "virtio_net_hdr_mrg_rxbuf");
 
 struct drv {
 	struct vhu_fe *fe;

@@ -7,6 +7,23 @@
 
 #include <vhu/vhu.h>
 
+/* ck_assert for tight loops: Check's own asserts record a location on
+ * every pass (a write to its pipe), which makes loops slow, under valgrind
+ * above all; these only talk to Check on failure.  FAST_EQ shows both
+ * values. */
+#define FAST(c)                                                          \
+	do {                                                             \
+		if (!(c))                                                \
+			ck_abort_msg("%s:%d: %s", __FILE__, __LINE__, #c); \
+	} while (0)
+#define FAST_EQ(a, b)                                                    \
+	do {                                                             \
+		unsigned long long a_ = (a), b_ = (b);                   \
+		if (a_ != b_)                                            \
+			ck_abort_msg("%s:%d: %s == %llu, want %s == %llu", \
+				     __FILE__, __LINE__, #a, a_, #b, b_); \
+	} while (0)
+
 /* Count of open fds of this process (entries of /proc/self/fd). */
 int tu_count_fds(void);
 /* Resident set size in pages (second field of /proc/self/statm). */
