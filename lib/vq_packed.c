@@ -104,14 +104,14 @@ static int walk_chain(struct vhu_vq *vq, uint16_t flags, struct vhu_chain *c,
 	}
 }
 
-/* The common request: one direct descriptor (first flags @flags), contiguous
- * in one region.  Fills @req and @seg, moves past it and returns true;
- * false changes nothing and leaves it to walk_chain(). */
-static inline bool pop_single(struct vhu_vq *vq, uint16_t flags,
-			      struct vhu_req *req, struct vhu_seg *seg)
+/* The common request: one direct descriptor @d (first flags @flags),
+ * contiguous in one region.  Fills @req and @seg and returns true; false
+ * leaves it to walk_chain(). */
+static inline bool pop_single(const struct vring_packed_desc *d, uint16_t flags,
+			      uint32_t size, const struct vhu_memtable *mt,
+			      const struct vhu_region **hint, struct vhu_req *req,
+			      struct vhu_seg *seg)
 {
-	const struct vring_packed_desc *d =
-		(const struct vring_packed_desc *)vq->desc + vq->last_avail_idx;
 	uint64_t addr = ld64(&d->addr);
 	uint32_t len = ld32(&d->len);
 	uint16_t id = ld16(&d->id);
@@ -120,9 +120,9 @@ static inline bool pop_single(struct vhu_vq *vq, uint16_t flags,
 	void *p;
 
 	if (flags & (VRING_DESC_F_NEXT | VRING_DESC_F_INDIRECT) || len == 0 ||
-	    id >= vq->size)
+	    id >= size)
 		return false;
-	p = vhu_gpa_to_va_hint(vq->mt, addr, &got, &vq->rhint);
+	p = vhu_gpa_to_va_hint(mt, addr, &got, hint);
 	if (unlikely(!p || got != len))
 		return false;
 	*seg = (struct vhu_seg){ .addr = p, .len = len };
@@ -131,10 +131,6 @@ static inline bool pop_single(struct vhu_vq *vq, uint16_t flags,
 		.nr_out = !write, .nr_in = write,
 		.out_len = write ? 0 : len, .in_len = write ? len : 0,
 	};
-	if (++vq->last_avail_idx == vq->size) {
-		vq->last_avail_idx = 0;
-		vq->avail_wrap = !vq->avail_wrap;
-	}
 	return true;
 }
 
@@ -142,28 +138,43 @@ int vhu_vq_pop_packed(struct vhu_vq *vq, struct vhu_req *reqs, unsigned max,
 		      struct vhu_seg *segs, unsigned nsegs)
 {
 	const struct vring_packed_desc *ring = vq->desc;
+	const struct vhu_memtable *mt = vq->mt;
+	const struct vhu_region *hint = vq->rhint;
+	uint32_t size = vq->size;
+	uint16_t idx = vq->last_avail_idx;
+	bool wrap = vq->avail_wrap;
 	unsigned n = 0, used_segs = 0;
 
 	while (n < max) {
 		/* Acquire, barrier [desc-flags]: the descriptors are read after
 		 * the head's flags; pairs with the driver's write barrier before
 		 * it makes the head available. */
-		uint16_t flags = ld16_acquire(&ring[vq->last_avail_idx].flags);
+		uint16_t flags = ld16_acquire(&ring[idx].flags);
 		struct vhu_chain c;
 		uint16_t pos = 0; /* set by walk_chain() when it returns 0 */
-		bool wrap = false;
+		bool next_wrap = false;
 		int rc;
 
-		if (!desc_avail(flags, vq->avail_wrap))
+		if (!desc_avail(flags, wrap))
 			break;
 		if (likely(used_segs < nsegs) &&
-		    pop_single(vq, flags, &reqs[n], &segs[used_segs])) {
+		    pop_single(&ring[idx], flags, size, mt, &hint, &reqs[n],
+			       &segs[used_segs])) {
 			used_segs++;
 			n++;
+			if (++idx == size) {
+				idx = 0;
+				wrap = !wrap;
+			}
 			continue;
 		}
+		/* The full walk works on the queue's own fields. */
+		vq->last_avail_idx = idx;
+		vq->avail_wrap = wrap;
+		vq->rhint = hint;
 		chain_init(&c, vq, segs + used_segs, nsegs - used_segs);
-		rc = walk_chain(vq, flags, &c, &reqs[n], &pos, &wrap);
+		rc = walk_chain(vq, flags, &c, &reqs[n], &pos, &next_wrap);
+		hint = vq->rhint;
 		if (unlikely(rc)) {
 			if (rc == -ENOBUFS && n > 0)
 				break;
@@ -171,10 +182,13 @@ int vhu_vq_pop_packed(struct vhu_vq *vq, struct vhu_req *reqs, unsigned max,
 		}
 		chain_to_req(&c, &reqs[n]);
 		used_segs += c.n;
-		vq->last_avail_idx = pos;
-		vq->avail_wrap = wrap;
+		idx = pos;
+		wrap = next_wrap;
 		n++;
 	}
+	vq->last_avail_idx = idx;
+	vq->avail_wrap = wrap;
+	vq->rhint = hint;
 	return (int)n;
 }
 
@@ -183,6 +197,7 @@ int vhu_vq_push_packed(struct vhu_vq *vq, const struct vhu_req *reqs,
 {
 	struct vring_packed_desc *ring = vq->desc;
 	uint16_t slot = vq->used_idx, head_slot = slot, head_flags = 0;
+	uint32_t size = vq->size, used = 0;
 	bool wrap = vq->used_wrap;
 
 	for (unsigned i = 0; i < n; i++) {
@@ -190,8 +205,8 @@ int vhu_vq_push_packed(struct vhu_vq *vq, const struct vhu_req *reqs,
 		uint16_t flags = wrap ? VRING_PACKED_DESC_F_AVAIL |
 						VRING_PACKED_DESC_F_USED : 0;
 
-		if (unlikely(reqs[i].id >= vq->size || reqs[i].ndesc == 0 ||
-			     reqs[i].ndesc > vq->size))
+		if (unlikely(reqs[i].id >= size || reqs[i].ndesc == 0 ||
+			     reqs[i].ndesc > size))
 			return -EINVAL;
 		if (len > reqs[i].in_len)
 			len = reqs[i].in_len;
@@ -203,13 +218,14 @@ int vhu_vq_push_packed(struct vhu_vq *vq, const struct vhu_req *reqs,
 			head_flags = flags;
 		else
 			st16_release(&ring[slot].flags, flags);
-		vq->used_since_signal += reqs[i].ndesc;
+		used += reqs[i].ndesc;
 		slot = (uint16_t)(slot + reqs[i].ndesc);
-		if (slot >= vq->size) {
-			slot = (uint16_t)(slot - vq->size);
+		if (slot >= size) {
+			slot = (uint16_t)(slot - size);
 			wrap = !wrap;
 		}
 	}
+	vq->used_since_signal += used;
 	/* Release, barrier [used-flags]: the whole batch before its first
 	 * flags, which the driver polls; pairs with the driver's read barrier
 	 * after it sees a used descriptor. */
