@@ -17,16 +17,6 @@
 enum { NS_PACKETS, NS_BYTES, NS_NO_BUFFERS, NS_TOO_BIG, NS_BAD_HEADER,
        NS_NOT_READY, NS_RING_ERROR };
 
-struct virtio_net_hdr_v1 {
-	uint8_t flags;
-	uint8_t gso_type;
-	uint16_t hdr_len;
-	uint16_t gso_size;
-	uint16_t csum_start;
-	uint16_t csum_offset;
-	uint16_t num_buffers; /* MRG_RXBUF or VERSION_1 only */
-} __attribute__((packed));
-_Static_assert(sizeof(struct virtio_net_hdr_v1) == 12, "virtio_net_hdr_v1");
 
 static inline void count(struct vhu_vq *vq, int which, uint64_t n)
 {
@@ -117,6 +107,8 @@ static bool tx_meta_ok(const struct vhu_vq *vq, const struct virtio_net_hdr_v1 *
 {
 	uint8_t gso = h->gso_type & (uint8_t)~VHU_NET_GSO_ECN;
 
+	if (likely((h->flags | h->gso_type) == 0))
+		return true; /* no offloads: the usual header */
 	if (h->flags & ~(VHU_NET_HDR_F_NEEDS_CSUM | VHU_NET_HDR_F_DATA_VALID))
 		return false;
 	if (h->flags & VHU_NET_HDR_F_NEEDS_CSUM) {
@@ -382,8 +374,7 @@ static int tx_take(struct vhu_vq *vq, const struct vhu_req *r, uint32_t hs,
 		count(vq, NS_TOO_BIG, 1);
 		return 0;
 	}
-	/* No offloads (the usual header) needs no further look. */
-	if (unlikely((h.flags | h.gso_type) && !tx_meta_ok(vq, &h, flen))) {
+	if (unlikely(!tx_meta_ok(vq, &h, flen))) {
 		count(vq, NS_BAD_HEADER, 1);
 		return 0;
 	}
@@ -437,15 +428,15 @@ int vhu_net_dequeue(struct vhu_vq *vq, struct vhu_net_pkt *pkts,
 				count(vq, NS_RING_ERROR, 1);
 			break;
 		}
-		for (int i = 0; i < rc; i++) {
+		/* A disabled queue discards what it takes (the state is the
+		 * burst's: one look). */
+		if (unlikely(!(st & VHU_VQ_ENABLED)))
+			count(vq, NS_NOT_READY, (uint64_t)rc);
+		for (int i = 0; (st & VHU_VQ_ENABLED) && i < rc; i++) {
 			/* The guest wrote these frames on another core: start
 			 * fetching the next one while this one is copied. */
 			if (i + 1 < rc && reqs[i + 1].nr_out)
 				__builtin_prefetch(reqs[i + 1].segs[0].addr);
-			if (unlikely(!(st & VHU_VQ_ENABLED))) {
-				count(vq, NS_NOT_READY, 1);
-				continue;
-			}
 			if (tx_take(vq, &reqs[i], hs, &pkts[got], bufs[got], buf_len))
 				bytes += pkts[got++].len;
 		}

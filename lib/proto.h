@@ -278,4 +278,17 @@ struct vhu_msg {
 } __attribute__((packed));
 _Static_assert(sizeof(struct vhu_msg) == 12 + 268, "message buffer");
 
+/* The virtio-net header in guest buffers (VERSION_1 / MRG_RXBUF layout;
+ * the legacy one is these fields without num_buffers). */
+struct virtio_net_hdr_v1 {
+	uint8_t flags;
+	uint8_t gso_type;
+	uint16_t hdr_len;
+	uint16_t gso_size;
+	uint16_t csum_start;
+	uint16_t csum_offset;
+	uint16_t num_buffers; /* MRG_RXBUF or VERSION_1 only */
+} __attribute__((packed));
+_Static_assert(sizeof(struct virtio_net_hdr_v1) == 12, "virtio_net_hdr_v1");
+
 #endif

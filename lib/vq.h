@@ -101,6 +101,34 @@ static inline int chain_add(struct vhu_chain *c, uint64_t addr, uint32_t len,
 	return 0;
 }
 
+/*
+ * The one-buffer request: @id's single direct descriptor (@addr, @len,
+ * device-writable if @write), when it lies whole in one region.  Fills @req
+ * and @seg and returns true; false (nothing used) sends the caller to the
+ * full chain walk.
+ */
+static inline bool req_single(const struct vhu_memtable *mt,
+			      const struct vhu_region **hint, uint16_t id,
+			      uint64_t addr, uint32_t len, bool write,
+			      struct vhu_req *req, struct vhu_seg *seg)
+{
+	uint64_t got = len;
+	void *p;
+
+	if (len == 0)
+		return false;
+	p = vhu_gpa_to_va_hint(mt, addr, &got, hint);
+	if (unlikely(!p || got != len))
+		return false;
+	*seg = (struct vhu_seg){ .addr = p, .len = len };
+	*req = (struct vhu_req){
+		.id = id, .ndesc = 1, .segs = seg,
+		.nr_out = !write, .nr_in = write,
+		.out_len = write ? 0 : len, .in_len = write ? len : 0,
+	};
+	return true;
+}
+
 static inline void chain_to_req(const struct vhu_chain *c, struct vhu_req *req)
 {
 	req->segs = c->segs;

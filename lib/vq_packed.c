@@ -104,34 +104,19 @@ static int walk_chain(struct vhu_vq *vq, uint16_t flags, struct vhu_chain *c,
 	}
 }
 
-/* The common request: one direct descriptor @d (first flags @flags),
- * contiguous in one region.  Fills @req and @seg and returns true; false
- * leaves it to walk_chain(). */
+/* The common request: one direct descriptor @d (first flags @flags) in
+ * one region (req_single()); false leaves it to walk_chain(). */
 static inline bool pop_single(const struct vring_packed_desc *d, uint16_t flags,
 			      uint32_t size, const struct vhu_memtable *mt,
 			      const struct vhu_region **hint, struct vhu_req *req,
 			      struct vhu_seg *seg)
 {
-	uint64_t addr = ld64(&d->addr);
-	uint32_t len = ld32(&d->len);
 	uint16_t id = ld16(&d->id);
-	bool write = flags & VRING_DESC_F_WRITE;
-	uint64_t got = len;
-	void *p;
 
-	if (flags & (VRING_DESC_F_NEXT | VRING_DESC_F_INDIRECT) || len == 0 ||
-	    id >= size)
+	if (flags & (VRING_DESC_F_NEXT | VRING_DESC_F_INDIRECT) || id >= size)
 		return false;
-	p = vhu_gpa_to_va_hint(mt, addr, &got, hint);
-	if (unlikely(!p || got != len))
-		return false;
-	*seg = (struct vhu_seg){ .addr = p, .len = len };
-	*req = (struct vhu_req){
-		.id = id, .ndesc = 1, .segs = seg,
-		.nr_out = !write, .nr_in = write,
-		.out_len = write ? 0 : len, .in_len = write ? len : 0,
-	};
-	return true;
+	return req_single(mt, hint, id, ld64(&d->addr), ld32(&d->len),
+			  flags & VRING_DESC_F_WRITE, req, seg);
 }
 
 int vhu_vq_pop_packed(struct vhu_vq *vq, struct vhu_req *reqs, unsigned max,

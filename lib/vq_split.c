@@ -62,9 +62,8 @@ static int walk_chain(struct vhu_vq *vq, uint16_t head, struct vhu_chain *c)
 	}
 }
 
-/* The common request: one direct descriptor, contiguous in one region.
- * Fills @req and @seg and returns true; false leaves everything to the
- * full walk (which reads the descriptor again: nothing read here is used). */
+/* The common request: one direct descriptor in one region (req_single()).
+ * The full walk, when this declines, reads the descriptor again. */
 static inline bool pop_single(const struct vring_desc *table,
 			      const struct vhu_memtable *mt,
 			      const struct vhu_region **hint, uint16_t head,
@@ -72,24 +71,11 @@ static inline bool pop_single(const struct vring_desc *table,
 {
 	const struct vring_desc *d = &table[head];
 	uint16_t flags = ld16(&d->flags);
-	uint64_t addr = ld64(&d->addr);
-	uint32_t len = ld32(&d->len);
-	uint64_t got = len;
-	bool write = flags & VRING_DESC_F_WRITE;
-	void *p;
 
-	if (flags & (VRING_DESC_F_NEXT | VRING_DESC_F_INDIRECT) || len == 0)
+	if (flags & (VRING_DESC_F_NEXT | VRING_DESC_F_INDIRECT))
 		return false;
-	p = vhu_gpa_to_va_hint(mt, addr, &got, hint);
-	if (unlikely(!p || got != len))
-		return false;
-	*seg = (struct vhu_seg){ .addr = p, .len = len };
-	*req = (struct vhu_req){
-		.id = head, .ndesc = 1, .segs = seg,
-		.nr_out = !write, .nr_in = write,
-		.out_len = write ? 0 : len, .in_len = write ? len : 0,
-	};
-	return true;
+	return req_single(mt, hint, head, ld64(&d->addr), ld32(&d->len),
+			  flags & VRING_DESC_F_WRITE, req, seg);
 }
 
 int vhu_vq_pop_split(struct vhu_vq *vq, struct vhu_req *reqs, unsigned max,
@@ -101,7 +87,7 @@ int vhu_vq_pop_split(struct vhu_vq *vq, struct vhu_req *reqs, unsigned max,
 	uint16_t last = vq->last_avail_idx;
 	uint32_t size = vq->size;
 	uint16_t mask = (uint16_t)(size - 1);
-	unsigned n = 0, used_segs = 0, todo;
+	unsigned n = 0, used_segs = 0, take;
 
 	/* Fewer than @max known: look again (also after a rewind, which
 	 * leaves the shadow index ahead of last_avail_idx). */
@@ -118,10 +104,11 @@ int vhu_vq_pop_split(struct vhu_vq *vq, struct vhu_req *reqs, unsigned max,
 					   last, size);
 		vq->shadow_avail_idx = idx;
 	}
-	todo = (uint16_t)(vq->shadow_avail_idx - last);
-	if (todo > max)
-		todo = max;
-	while (n < todo) {
+	/* This call takes what is known to be available, up to @max. */
+	take = (uint16_t)(vq->shadow_avail_idx - last);
+	if (take > max)
+		take = max;
+	while (n < take) {
 		uint16_t head = ld16(&avail_ring[last & mask]);
 		struct vhu_chain c;
 		int rc;

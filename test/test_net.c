@@ -86,7 +86,7 @@ START_TEST(rx_frames)
 	for (int i = 0; i < 2; i++) {
 		uint64_t gpa;
 		uint32_t len = reap(&e, 0, &gpa);
-		const struct vnet_hdr *h = vhu_fe_gpa_to_ptr(e.fe, gpa, 12);
+		const struct virtio_net_hdr_v1 *h = vhu_fe_gpa_to_ptr(e.fe, gpa, 12);
 
 		ck_assert_uint_eq(len, 12 + p[i].len);
 		ck_assert_uint_eq(h->num_buffers, 1);
@@ -133,7 +133,7 @@ START_TEST(rx_mergeable)
 		const uint8_t *b = vhu_fe_gpa_to_ptr(e.fe, gpa, len);
 
 		if (i == 0)
-			nb = ((const struct vnet_hdr *)b)->num_buffers;
+			nb = ((const struct virtio_net_hdr_v1 *)b)->num_buffers;
 		ck_assert_uint_le(got + len, sizeof(out));
 		memcpy(out + got, b, len);
 		got += len;
@@ -166,7 +166,7 @@ START_TEST(rx_offload_metadata)
 	post_rx(&e, 0, 4, 1024);
 	ck_assert_int_eq(vhu_net_enqueue(rx, &p, 1), 1);
 	reap(&e, 0, &gpa);
-	const struct vnet_hdr *h = vhu_fe_gpa_to_ptr(e.fe, gpa, 12);
+	const struct virtio_net_hdr_v1 *h = vhu_fe_gpa_to_ptr(e.fe, gpa, 12);
 	ck_assert_uint_eq(h->flags, VHU_NET_HDR_F_NEEDS_CSUM);
 	ck_assert_uint_eq(h->gso_type, VHU_NET_GSO_TCPV4);
 	ck_assert_uint_eq(h->gso_size, 1448);
@@ -228,14 +228,14 @@ START_TEST(tx_frames_and_hostile_headers)
 	void *bufs[4] = { buf[0], buf[1], buf[2], buf[3] };
 	struct vhu_net_pkt p[4];
 	struct vhu_net_stats st;
-	struct vnet_hdr h = { 0 };
+	struct virtio_net_hdr_v1 h = { 0 };
 
 	net_up(&e, _i & 1, 0, 2);
 	struct vhu_vq *tx = vhu_dev_vq(e.dev, 1);
 	frame(f, sizeof(f), 7);
 
 	/* class 32: the header over 3 descriptors is reassembled */
-	h = (struct vnet_hdr){ .flags = VHU_NET_HDR_F_NEEDS_CSUM, .csum_start = 34,
+	h = (struct virtio_net_hdr_v1){ .flags = VHU_NET_HDR_F_NEEDS_CSUM, .csum_start = 34,
 			       .csum_offset = 16, .gso_type = VHU_NET_GSO_TCPV4,
 			       .gso_size = 1448, .hdr_len = 66 };
 	tx_frame(&e, &h, 12, 3, f, 1500);
@@ -252,20 +252,20 @@ START_TEST(tx_frames_and_hostile_headers)
 	/* a chain shorter than the header */
 	tx_frame(&e, &h, 8, 2, f, 0);
 	/* csum_start + csum_offset beyond the frame */
-	h = (struct vnet_hdr){ .flags = VHU_NET_HDR_F_NEEDS_CSUM, .csum_start = 90,
+	h = (struct virtio_net_hdr_v1){ .flags = VHU_NET_HDR_F_NEEDS_CSUM, .csum_start = 90,
 			       .csum_offset = 16 };
 	tx_frame(&e, &h, 12, 1, f, 100);
 	/* GSO with gso_size 0 */
-	h = (struct vnet_hdr){ .gso_type = VHU_NET_GSO_TCPV4, .gso_size = 0 };
+	h = (struct virtio_net_hdr_v1){ .gso_type = VHU_NET_GSO_TCPV4, .gso_size = 0 };
 	tx_frame(&e, &h, 12, 1, f, 100);
 	/* GSO the device never offered (UDP) */
-	h = (struct vnet_hdr){ .gso_type = VHU_NET_GSO_UDP, .gso_size = 1000 };
+	h = (struct virtio_net_hdr_v1){ .gso_type = VHU_NET_GSO_UDP, .gso_size = 1000 };
 	tx_frame(&e, &h, 12, 1, f, 100);
 	/* unknown flag bits */
-	h = (struct vnet_hdr){ .flags = 0x80 };
+	h = (struct virtio_net_hdr_v1){ .flags = 0x80 };
 	tx_frame(&e, &h, 12, 1, f, 100);
 	/* a frame larger than the application's buffer */
-	h = (struct vnet_hdr){ 0 };
+	h = (struct virtio_net_hdr_v1){ 0 };
 	tx_frame(&e, &h, 12, 1, f, 1500);
 	/* and a good one after all that */
 	tx_frame(&e, &h, 12, 2, f, 64);
@@ -364,7 +364,7 @@ START_TEST(legacy_header)
 	uint8_t f[100], buf[256];
 	void *bufs[1] = { buf };
 	struct vhu_net_pkt p;
-	struct vnet_hdr h = { 0 };
+	struct virtio_net_hdr_v1 h = { 0 };
 	uint64_t gpa;
 
 	net_up(&e, false, VHU_BIT(VHU_F_VERSION_1) | VHU_BIT(VHU_NET_F_MRG_RXBUF) |
@@ -395,7 +395,7 @@ START_TEST(disabled_queues)
 	void *bufs[1] = { buf };
 	struct vhu_net_pkt p = { .data = f, .len = 64 };
 	struct vhu_net_stats st;
-	struct vnet_hdr h = { 0 };
+	struct virtio_net_hdr_v1 h = { 0 };
 
 	net_up(&e, false, 0, 2);
 	post_rx(&e, 0, 2, 256);
@@ -476,7 +476,7 @@ START_TEST(multiqueue_pairs)
 	for (int round = 0; round < 20; round++) {
 		for (int i = 0; i < 8; i++) {
 			uint8_t f[60];
-			struct vnet_hdr h = { 0 };
+			struct virtio_net_hdr_v1 h = { 0 };
 
 			memset(f, i, sizeof(f));
 			f[0] = (uint8_t)round;

@@ -312,7 +312,7 @@ static bool rx_post(struct t *t, unsigned i, uint32_t size, unsigned pieces,
 static void rx_expect_frame(struct t *t, const struct vhu_net_pkt *p, unsigned nb)
 {
 	uint32_t left = t->hs + p->len, off = 0;
-	struct vnet_hdr h;
+	struct virtio_net_hdr_v1 h;
 
 	for (unsigned k = 0; k < nb; k++) {
 		uint32_t size = t->rx.buf[front(&t->rx, 0)].size;
@@ -606,7 +606,7 @@ static bool tx_post(struct t *t, unsigned i, const struct vhu_net_pkt *m,
 		    bool bad, bool short_hdr, unsigned layout)
 {
 	struct gbuf *g = &t->tx.buf[i];
-	struct vnet_hdr h = {
+	struct virtio_net_hdr_v1 h = {
 		.flags = m->flags, .gso_type = m->gso_type, .hdr_len = m->hdr_len,
 		.gso_size = m->gso_size, .csum_start = m->csum_start,
 		.csum_offset = m->csum_offset,

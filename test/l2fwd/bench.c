@@ -68,7 +68,7 @@ static void *wire_tx(void *arg)
 
 static void guest_to_wire(struct drv *d, uint32_t len)
 {
-	const struct vnet_hdr h = { 0 };
+	const struct virtio_net_hdr_v1 h = { 0 };
 	struct wire_ctx c = { .d = d, .len = len };
 	uint8_t f[2048];
 	unsigned long sent = 0;

@@ -64,7 +64,7 @@ static uint32_t frame_len(uint32_t seq)
 static long guest_to_wire(struct drv *d, unsigned n)
 {
 	static uint8_t f[2048], g[2048];
-	const struct vnet_hdr h = { 0 };
+	const struct virtio_net_hdr_v1 h = { 0 };
 	uint32_t first = next_seq;
 	long good = 0;
 	int len;
@@ -166,7 +166,7 @@ static uint32_t sum16(const uint8_t *p, uint32_t len, uint32_t s)
 /* An IPv4 UDP (17) or TCP (6) frame whose L4 checksum field holds the
  * pseudo-header sum, as a guest with CSUM offload leaves it. */
 static uint32_t mk_l4(struct drv *d, uint8_t *f, uint8_t proto, uint32_t plen,
-		      struct vnet_hdr *h)
+		      struct virtio_net_hdr_v1 *h)
 {
 	uint32_t l4len = (proto == 17 ? 8 : 20) + plen, tot = 20 + l4len, s;
 	uint8_t *ip = f + 14, *l4 = ip + 20, ph[12];
@@ -203,7 +203,7 @@ static uint32_t mk_l4(struct drv *d, uint8_t *f, uint8_t proto, uint32_t plen,
 	s = sum16(ph, 12, 0);
 	l4[csum_off] = (uint8_t)(s >> 8);
 	l4[csum_off + 1] = (uint8_t)s;
-	*h = (struct vnet_hdr){ .flags = 1 /* NEEDS_CSUM */, .csum_start = 34,
+	*h = (struct virtio_net_hdr_v1){ .flags = 1 /* NEEDS_CSUM */, .csum_start = 34,
 				.csum_offset = csum_off };
 	return 14 + tot;
 }
@@ -211,7 +211,7 @@ static uint32_t mk_l4(struct drv *d, uint8_t *f, uint8_t proto, uint32_t plen,
 static void csum_case(struct drv *d, uint8_t proto)
 {
 	static uint8_t f[2048], g[2048];
-	struct vnet_hdr h;
+	struct virtio_net_hdr_v1 h;
 	uint32_t len = mk_l4(d, f, proto, 999, &h);
 	bool seen = false, valid = false;
 	int n;
@@ -240,7 +240,7 @@ static void csum_case(struct drv *d, uint8_t proto)
 static void oversize(struct drv *d)
 {
 	static uint8_t f[6000], g[6000];
-	const struct vnet_hdr h = { 0 };
+	const struct virtio_net_hdr_v1 h = { 0 };
 	uint32_t s1 = next_seq++, s2 = next_seq++, s4 = next_seq++, s3 = next_seq++;
 	int n, seen[4] = { 0 };
 
@@ -248,7 +248,7 @@ static void oversize(struct drv *d)
 	guest_send(d, 0, &h, f, mk(f, d->wire_mac, d->guest_mac, s2, 5000));
 	guest_send(d, 0, &h, f, 10); /* a runt: dropped too */
 	/* a checksum field beyond the frame: dropped (vhu or vhu-l2fwd) */
-	const struct vnet_hdr bad = { .flags = 1, .csum_start = 90, .csum_offset = 20 };
+	const struct virtio_net_hdr_v1 bad = { .flags = 1, .csum_start = 90, .csum_offset = 20 };
 	guest_send(d, 0, &bad, f, mk(f, d->wire_mac, d->guest_mac, s4, 100));
 	guest_send(d, 0, &h, f, mk(f, d->wire_mac, d->guest_mac, s3, 1514));
 	while ((n = wire_recv(d, g, sizeof(g), 1000)) > 0) {
@@ -282,7 +282,7 @@ static void norxbuf(struct drv *d)
 static void reconnect(struct drv *d)
 {
 	static uint8_t f[2048], g[2048];
-	const struct vnet_hdr h = { 0 };
+	const struct virtio_net_hdr_v1 h = { 0 };
 
 	guest_post_rx(d);
 	both_ways(d, "before", 50);

@@ -184,7 +184,7 @@ static void reap_tx(struct drv *d, int p)
 
 /* Send @f on TX queue pair @p with the virtio-net header @h (12 bytes).
  * -ETIMEDOUT if no buffer came back within a second. */
-int guest_send(struct drv *d, int p, const struct vnet_hdr *h,
+int guest_send(struct drv *d, int p, const struct virtio_net_hdr_v1 *h,
 	       const uint8_t *f, uint32_t len)
 {
 	uint64_t end = ms_now() + 1000;
@@ -217,7 +217,7 @@ int guest_recv(struct drv *d, uint8_t *buf, uint32_t cap, int *pair, int ms)
 	do {
 		for (int p = 0; p < d->pairs; p++) {
 			struct vhu_fe_ring *r = vhu_fe_queue_ring(d->fe, (uint16_t)(2 * p));
-			struct vnet_hdr h;
+			struct virtio_net_hdr_v1 h;
 			uint16_t id;
 			uint32_t len;
 			void *tok;

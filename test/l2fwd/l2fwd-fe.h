@@ -8,7 +8,7 @@
 #include <stdint.h>
 
 #include "fe.h"
-#include "../util/nettest.h" /* struct vnet_hdr */
+#include "../util/nettest.h" /* struct virtio_net_hdr_v1 */
 
 #define MAX_PAIRS 8
 #define RING 256
@@ -33,7 +33,7 @@ struct drv {
 void wire_send(struct drv *d, const uint8_t *f, uint32_t len);
 int wire_recv(struct drv *d, uint8_t *buf, uint32_t cap, int ms);
 void guest_post_rx(struct drv *d);
-int guest_send(struct drv *d, int pair, const struct vnet_hdr *h,
+int guest_send(struct drv *d, int pair, const struct virtio_net_hdr_v1 *h,
 	       const uint8_t *f, uint32_t len);
 int guest_recv(struct drv *d, uint8_t *buf, uint32_t cap, int *pair, int ms);
 void case_check(bool ok, const char *what, long got, long want);
