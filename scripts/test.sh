@@ -72,15 +72,21 @@ stage "valgrind memcheck"
 for t in build-test-gcc/test/test_*; do
 	[[ -x $t && ! -d $t ]] || continue
 	name=$(basename "$t")
-	# Registers exact at every memory access: test_guard returns from
-	# SIGBUS handlers into the faulting access, and any suite may.
-	if CK_FORK=no valgrind -q --vex-iropt-register-updates=allregs-at-mem-access \
+	# test_guard returns from SIGBUS handlers into the faulting access, so
+	# valgrind must keep registers exact at every memory access there.
+	# Only there: valgrind 3.19 with that option corrupts a callee-saved
+	# register in test_vq's data-plane thread (SIGSEGV at a bad address).
+	exact=()
+	[[ $name == test_guard ]] && exact=(--vex-iropt-register-updates=allregs-at-mem-access)
+	if CK_FORK=no valgrind -q "${exact[@]}" \
 		--leak-check=full --errors-for-leak-kinds=definite \
 		--error-exitcode=1 "$t" >"build-test-gcc/$name.valgrind.log" 2>&1; then
 		tail -n 1 "build-test-gcc/$name.valgrind.log"
 		result "valgrind-$name" 0
 	else
-		tail -n 40 "build-test-gcc/$name.valgrind.log"
+		# the suite's own lines first (failed checks), then valgrind's
+		grep -v '^==' "build-test-gcc/$name.valgrind.log" | tail -n 20
+		grep '^==' "build-test-gcc/$name.valgrind.log" | head -n 40
 		result "valgrind-$name" 1
 	fi
 done
