@@ -74,10 +74,12 @@ datapath_fn() {
 cg_read() {
 	[[ -s $1 ]] || return 1
 	awk -v fn="$2" '
-		/^c?fn=\(/ {
+		/^c?fn=/ {
+			# "(id) name", "(id)" when named before, or a plain name
+			# (--compress-strings=no, which callgrind_annotate reads)
 			s = $0; sub(/^c?fn=/, "", s)
-			id = s; sub(/\).*/, ")", id)
-			name = s; sub(/^\([0-9]+\) ?/, "", name)
+			id = s; name = s
+			if (s ~ /^\(/) { sub(/\).*/, ")", id); sub(/^\([0-9]+\) ?/, "", name) }
 			if (name != "") nm[id] = name
 			if ($0 ~ /^cfn=/) callee = id
 		}
@@ -120,7 +122,7 @@ run_sample() {
 	sample_dir "r$rep-${row//\//-}-$be"
 	fn=$(datapath_fn "$be" "$R_DIR")
 	local cg=$BENCH_DIR/callgrind.out
-	BE_TOOL=(valgrind --tool=callgrind --callgrind-out-file="$cg" --collect-atstart=no
+	BE_TOOL=(valgrind --tool=callgrind --callgrind-out-file="$cg" --collect-atstart=no --compress-strings=no
 		--toggle-collect="$fn" --vgdb=yes)
 	PKTS=0
 	if ! dp_start "$be" "$BENCH_DIR/vhost.sock"; then

@@ -31,6 +31,7 @@ BENCH_SECONDS=5
 BENCH_WARMUP=2
 BENCH_OUT=
 BENCH_KEEP=0
+BENCH_ONLY=
 FE_CPU=0
 BE_CPU=1
 BENCH_LIST=0
@@ -47,6 +48,8 @@ BENCH_COMMON_USAGE="  --rows REGEX    only the rows whose name matches (grep -E)
   --fe-cpu N      CPU of the front-end, all its threads (default $FE_CPU)
   --be-cpu N      CPU of the back-end, all its threads (default $BE_CPU)
   --keep          keep the work directory (every process's output)
+  --only KIND     run only one back-end, vhu or dpdk (no ratios: for
+                  trying a change quickly)
   --max-other PCT leave out of the medians the samples during which other
                   tasks took more than PCT% of the front-end's or the
                   back-end's CPU (default 100: none left out)
@@ -67,6 +70,7 @@ bench_opt() {
 	--be-cpu) BE_CPU=${2:?} ;;
 	--max-other) BENCH_MAX_OTHER=${2:?} ;;
 	--keep) BENCH_KEEP=1 BENCH_SHIFT=1 ;;
+	--only) BENCH_ONLY=${2:?}; [[ $BENCH_ONLY == vhu || $BENCH_ONLY == dpdk ]] || return 1 ;;
 	--list) BENCH_LIST=1 BENCH_SHIFT=1 ;;
 	*) return 1 ;;
 	esac
@@ -684,8 +688,8 @@ bench_run_ab() {
 	local rep row
 	for ((rep = 1; rep <= BENCH_REPS; rep++)); do
 		for row in "${BENCH_ROW_LIST[@]}"; do
-			"$1" "$rep" "$row" vhu
-			"$1" "$rep" "$row" dpdk
+			[[ $BENCH_ONLY == dpdk ]] || "$1" "$rep" "$row" vhu
+			[[ $BENCH_ONLY == vhu ]] || "$1" "$rep" "$row" dpdk
 		done
 	done
 }

@@ -5,7 +5,7 @@
 
 #include <string.h>
 
-#include "vq.h"
+#include "net_int.h"
 
 /* Segments a single guest buffer may use here; Linux guests use at most
  * MAX_SKB_FRAGS + 2. */
@@ -13,20 +13,6 @@
 /* Guest buffers one mergeable frame may fill (64 KiB in 1.5 KiB buffers
  * needs 44). */
 #define NET_MAX_BUFS 64
-
-enum { NS_PACKETS, NS_BYTES, NS_NO_BUFFERS, NS_TOO_BIG, NS_BAD_HEADER,
-       NS_NOT_READY, NS_RING_ERROR };
-
-
-static inline void count(struct vhu_vq *vq, int which, uint64_t n)
-{
-	vhu_stat_add(&vq->net_st[which], n);
-}
-
-static inline bool has(const struct vhu_vq *vq, unsigned bit)
-{
-	return vq->features & VHU_BIT(bit);
-}
 
 uint32_t vhu_net_hdr_size(const struct vhu_vq *vq)
 {
@@ -82,56 +68,12 @@ static void copy_from_req(const struct vhu_req *r, uint32_t off, void *dst,
 	}
 }
 
-/* Is the metadata of a frame for the guest allowed by its features? */
-static bool rx_meta_ok(const struct vhu_vq *vq, const struct vhu_net_pkt *p)
-{
-	uint8_t gso = p->gso_type & (uint8_t)~VHU_NET_GSO_ECN;
-
-	if (p->flags & ~(VHU_NET_HDR_F_NEEDS_CSUM | VHU_NET_HDR_F_DATA_VALID))
-		return false;
-	if ((p->flags & VHU_NET_HDR_F_NEEDS_CSUM) && !has(vq, VHU_NET_F_GUEST_CSUM))
-		return false;
-	if (p->gso_type == VHU_NET_GSO_NONE)
-		return true;
-	if (p->gso_size == 0 || ((p->gso_type & VHU_NET_GSO_ECN) &&
-				 !has(vq, VHU_NET_F_GUEST_ECN)))
-		return false;
-	return (gso == VHU_NET_GSO_TCPV4 && has(vq, VHU_NET_F_GUEST_TSO4)) ||
-	       (gso == VHU_NET_GSO_TCPV6 && has(vq, VHU_NET_F_GUEST_TSO6)) ||
-	       (gso == VHU_NET_GSO_UDP && has(vq, VHU_NET_F_GUEST_UFO));
-}
-
-/* Is the header the guest sent allowed, and consistent with the frame? */
-static bool tx_meta_ok(const struct vhu_vq *vq, const struct virtio_net_hdr_v1 *h,
-		       uint32_t len)
-{
-	uint8_t gso = h->gso_type & (uint8_t)~VHU_NET_GSO_ECN;
-
-	if (likely((h->flags | h->gso_type) == 0))
-		return true; /* no offloads: the usual header */
-	if (h->flags & ~(VHU_NET_HDR_F_NEEDS_CSUM | VHU_NET_HDR_F_DATA_VALID))
-		return false;
-	if (h->flags & VHU_NET_HDR_F_NEEDS_CSUM) {
-		uint32_t start = vhu_le16(h->csum_start), off = vhu_le16(h->csum_offset);
-
-		if (!has(vq, VHU_NET_F_CSUM) || start + off + 2 > len)
-			return false;
-	}
-	if (h->gso_type == VHU_NET_GSO_NONE)
-		return true;
-	if (vhu_le16(h->gso_size) == 0 || ((h->gso_type & VHU_NET_GSO_ECN) &&
-					   !has(vq, VHU_NET_F_HOST_ECN)))
-		return false;
-	return (gso == VHU_NET_GSO_TCPV4 && has(vq, VHU_NET_F_HOST_TSO4)) ||
-	       (gso == VHU_NET_GSO_TCPV6 && has(vq, VHU_NET_F_HOST_TSO6)) ||
-	       (gso == VHU_NET_GSO_UDP && has(vq, VHU_NET_F_HOST_UFO));
-}
-
 /*
  * Guest RX buffers, popped a batch at a time.  reqs[done, head) are used
  * (written[] says how much) but not yet returned, reqs[head, n) are still
- * free; `mark` is the ring position of reqs[head], to give those back.
- * One pop and one used-index store per batch rather than per frame.
+ * free; `mark` is the ring position of reqs[0], from which release finds
+ * where reqs[head] starts, to give the free ones back.  One pop and one
+ * used-index store per batch rather than per frame.
  */
 #define NET_RX_BATCH NET_MAX_BUFS
 struct rx_bufs {
@@ -148,8 +90,13 @@ static void rx_bufs_release(struct vhu_vq *vq, struct rx_bufs *b)
 	if (b->head > b->done)
 		vhu_vq_push(vq, &b->reqs[b->done], &b->written[b->done],
 			    b->head - b->done);
-	if (b->n > b->head)
-		vhu_vq_rewind(vq, b->mark, b->n - b->head);
+	if (b->n > b->head) {
+		struct vhu_vq_mark m = b->mark;
+
+		for (unsigned i = 0; i < b->head; i++)
+			m = vhu_vq_mark_next(vq, m, b->reqs[i].ndesc);
+		vhu_vq_rewind(vq, m, b->n - b->head);
+	}
 	b->done = b->head = b->n = 0;
 }
 
@@ -171,13 +118,6 @@ static int rx_bufs_fill(struct vhu_vq *vq, struct rx_bufs *b, unsigned want)
 	return 0;
 }
 
-/* Mark @k buffers from head used (their written[] is set). */
-static void rx_bufs_use(struct vhu_vq *vq, struct rx_bufs *b, unsigned k)
-{
-	while (k--)
-		b->mark = vhu_vq_mark_next(vq, b->mark, b->reqs[b->head++].ndesc);
-}
-
 /*
  * Buffers for one frame of @need bytes (header of @hs included) at
  * reqs[head]: one buffer, or with @mrg as many as it takes.  Returns how
@@ -190,6 +130,9 @@ static int rx_bufs_get(struct vhu_vq *vq, struct rx_bufs *b, uint32_t need,
 {
 	unsigned max_bufs = mrg ? NET_MAX_BUFS : 1;
 
+	/* The common case: the next buffer holds the whole frame. */
+	if (likely(b->head < b->n && b->reqs[b->head].in_len >= need))
+		return 1;
 	for (;;) {
 		unsigned nb = 0, free;
 		uint64_t got = 0;
@@ -198,8 +141,7 @@ static int rx_bufs_get(struct vhu_vq *vq, struct rx_bufs *b, uint32_t need,
 		/* A buffer too small for the header would block every frame:
 		 * hand it back empty. */
 		while (b->head < b->n && b->reqs[b->head].in_len < hs) {
-			b->written[b->head] = 0;
-			rx_bufs_use(vq, b, 1);
+			b->written[b->head++] = 0;
 			count(vq, NS_TOO_BIG, 1);
 		}
 		while (b->head + nb < b->n && got < need && nb < max_bufs)
@@ -218,42 +160,6 @@ static int rx_bufs_get(struct vhu_vq *vq, struct rx_bufs *b, uint32_t need,
 		if (b->n <= free)
 			return 0; /* the guest posted nothing more */
 	}
-}
-
-/* Copy @len bytes to @dst.  Up to 128 bytes without the library call:
- * two fixed-size copies that overlap in the middle. */
-static inline void copy_small(void *dst, const void *src, uint32_t len)
-{
-	uint8_t *d = dst;
-	const uint8_t *s = src;
-
-	if (len > 128) {
-		memcpy(d, s, len);
-	} else if (len > 64) {
-		__builtin_memcpy(d, s, 64);
-		__builtin_memcpy(d + len - 64, s + len - 64, 64);
-	} else if (len > 32) {
-		__builtin_memcpy(d, s, 32);
-		__builtin_memcpy(d + len - 32, s + len - 32, 32);
-	} else if (len > 16) {
-		__builtin_memcpy(d, s, 16);
-		__builtin_memcpy(d + len - 16, s + len - 16, 16);
-	} else if (len >= 8) {
-		__builtin_memcpy(d, s, 8);
-		__builtin_memcpy(d + len - 8, s + len - 8, 8);
-	} else {
-		for (; len; len--)
-			*d++ = *s++;
-	}
-}
-
-/* A virtio-net header (12 or 10 bytes), inline. */
-static inline void copy_hdr(void *dst, const void *src, uint32_t hs)
-{
-	if (hs == 12)
-		__builtin_memcpy(dst, src, 12);
-	else
-		__builtin_memcpy(dst, src, 10);
 }
 
 /* The frame of @p after the header, into the @nb buffers at @r. */
@@ -294,10 +200,28 @@ int vhu_net_enqueue(struct vhu_vq *vq, const struct vhu_net_pkt *pkts, unsigned 
 		vhu_vq_end(vq);
 		return 0;
 	}
+	if (!vq_has_avail(vq)) { /* the usual poll of an idle guest */
+		count(vq, NS_NO_BUFFERS, n);
+		vhu_vq_end(vq);
+		return 0;
+	}
 	b.done = b.head = b.n = 0;
 	hs = vhu_net_hdr_size(vq);
 	mrg = has(vq, VHU_NET_F_MRG_RXBUF);
-	for (i = 0; i < n; i++) {
+	/* Frames that fit one buffer each go straight in (net_packed.c). */
+	if (vq->packed) {
+		bool empty;
+
+		i = vhu_net_rx_packed(vq, pkts, n, hs, &bytes, &empty);
+		delivered = i;
+		if (empty && i < n) {
+			count(vq, NS_NO_BUFFERS, n - i);
+			i = n; /* nothing more for the general path to find */
+		}
+	} else {
+		i = 0;
+	}
+	for (; i < n; i++) {
 		const struct vhu_net_pkt *p = &pkts[i];
 		struct virtio_net_hdr_v1 h;
 		struct vhu_req *r;
@@ -321,22 +245,26 @@ int vhu_net_enqueue(struct vhu_vq *vq, const struct vhu_net_pkt *pkts, unsigned 
 			continue;
 		}
 		r = &b.reqs[b.head];
-		h = (struct virtio_net_hdr_v1){
-			.flags = p->flags,
-			.gso_type = p->gso_type,
-			.hdr_len = vhu_le16(p->hdr_len),
-			.gso_size = vhu_le16(p->gso_size),
-			.csum_start = vhu_le16(p->csum_start),
-			.csum_offset = vhu_le16(p->csum_offset),
-			.num_buffers = vhu_le16((uint16_t)nb),
-		};
+		if (likely((p->flags | p->gso_type) == 0))
+			h = (struct virtio_net_hdr_v1){
+				.num_buffers = vhu_le16((uint16_t)nb) };
+		else
+			h = (struct virtio_net_hdr_v1){
+				.flags = p->flags,
+				.gso_type = p->gso_type,
+				.hdr_len = vhu_le16(p->hdr_len),
+				.gso_size = vhu_le16(p->gso_size),
+				.csum_start = vhu_le16(p->csum_start),
+				.csum_offset = vhu_le16(p->csum_offset),
+				.num_buffers = vhu_le16((uint16_t)nb),
+			};
 		/* The header, then the frame, across the buffers in order. */
 		if (likely(r->segs[r->nr_out].len >= hs))
 			copy_hdr(r->segs[r->nr_out].addr, &h, hs);
 		else
 			copy_to_req(r, 0, &h, hs);
 		rx_copy_frame(p, r, &b.written[b.head], nb, hs);
-		rx_bufs_use(vq, &b, (unsigned)nb);
+		b.head += (unsigned)nb;
 		delivered++;
 		bytes += p->len;
 	}
@@ -409,10 +337,21 @@ int vhu_net_dequeue(struct vhu_vq *vq, struct vhu_net_pkt *pkts,
 		vhu_vq_end(vq);
 		return st & VHU_VQ_BROKEN ? -EIO : 0;
 	}
+	if (!vq_has_avail(vq) || n == 0) { /* the usual poll of an idle guest */
+		vhu_vq_end(vq);
+		return 0;
+	}
 	hs = vhu_net_hdr_size(vq);
 	/* Frames dropped do not count towards @n: bound the work by a ring's
 	 * worth of requests, or a guest posting only bad frames keeps us. */
 	budget = vhu_vq_size(vq);
+	/* Frames in one descriptor each come straight out (net_packed.c). */
+	if (vq->packed && (st & VHU_VQ_ENABLED)) {
+		bool empty;
+
+		got = vhu_net_tx_packed(vq, pkts, bufs, buf_len, n, hs, &bytes, &empty);
+		budget = empty ? 0 : budget - got;
+	}
 	while (got < n && budget) {
 		unsigned want = n - got < NET_TX_BATCH ? n - got : NET_TX_BATCH;
 

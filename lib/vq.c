@@ -251,7 +251,7 @@ bool vhu_vq_avail(struct vhu_vq *vq)
 
 	if (!burst_running(vq, &s))
 		return false;
-	return vq->packed ? vhu_vq_avail_packed(vq) : vhu_vq_avail_split(vq);
+	return vq_has_avail(vq);
 }
 
 int vhu_vq_kick_fd(struct vhu_vq *vq)

@@ -184,6 +184,25 @@ static inline void vhu_vq_rewind(struct vhu_vq *vq, struct vhu_vq_mark m,
 	vhu_stat_add(&vq->st_popped, -(uint64_t)popped);
 }
 
+/*
+ * Has the driver made a request available at the queue's position?  A
+ * plain look, no ordering (a pop that follows reads with acquire): the
+ * cheap test of a poll that finds nothing.
+ */
+static inline bool vq_has_avail(const struct vhu_vq *vq)
+{
+	if (vq->packed) {
+		const struct vring_packed_desc *ring = vq->desc;
+		uint16_t f = ld16(&ring[vq->last_avail_idx].flags);
+		bool avail = f & VRING_PACKED_DESC_F_AVAIL;
+		bool used = f & VRING_PACKED_DESC_F_USED;
+
+		return avail == vq->avail_wrap && used != vq->avail_wrap;
+	}
+	return vq->shadow_avail_idx != vq->last_avail_idx ||
+	       ld16(VRING_AVAIL_IDX(vq->avail)) != vq->last_avail_idx;
+}
+
 /* Split and packed implementations (vq_split.c, vq_packed.c). */
 int vhu_vq_pop_split(struct vhu_vq *vq, struct vhu_req *reqs, unsigned max,
 		     struct vhu_seg *segs, unsigned nsegs);
@@ -191,7 +210,6 @@ int vhu_vq_push_split(struct vhu_vq *vq, const struct vhu_req *reqs,
 		      const uint32_t *written, unsigned n);
 bool vhu_vq_need_call_split(struct vhu_vq *vq);
 int vhu_vq_set_kicks_split(struct vhu_vq *vq, bool on);
-bool vhu_vq_avail_split(struct vhu_vq *vq);
 
 int vhu_vq_pop_packed(struct vhu_vq *vq, struct vhu_req *reqs, unsigned max,
 		      struct vhu_seg *segs, unsigned nsegs);
@@ -199,6 +217,5 @@ int vhu_vq_push_packed(struct vhu_vq *vq, const struct vhu_req *reqs,
 		       const uint32_t *written, unsigned n);
 bool vhu_vq_need_call_packed(struct vhu_vq *vq);
 int vhu_vq_set_kicks_packed(struct vhu_vq *vq, bool on);
-bool vhu_vq_avail_packed(struct vhu_vq *vq);
 
 #endif

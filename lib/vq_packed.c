@@ -119,6 +119,81 @@ static inline bool pop_single(const struct vring_packed_desc *d, uint16_t flags,
 			  flags & VRING_DESC_F_WRITE, req, seg);
 }
 
+/*
+ * Any request at vq->last_avail_idx (first flags @flags), into @segs (room
+ * for @cap): the segments it used, and the queue's position moved past it;
+ * or -errno.  Out of line: the burst loop stays small.
+ */
+static __attribute__((noinline)) int pop_chain(struct vhu_vq *vq, uint16_t flags,
+					       struct vhu_req *req,
+					       struct vhu_seg *segs, unsigned cap)
+{
+	struct vhu_chain c;
+	uint16_t pos = 0; /* set by walk_chain() when it returns 0 */
+	bool wrap = false;
+	int rc;
+
+	chain_init(&c, vq, segs, cap);
+	rc = walk_chain(vq, flags, &c, req, &pos, &wrap);
+	if (rc)
+		return rc;
+	chain_to_req(&c, req);
+	vq->last_avail_idx = pos;
+	vq->avail_wrap = wrap;
+	return (int)c.n;
+}
+
+/*
+ * Four requests at slots @idx..@idx+3 (same lap), each one direct
+ * descriptor in the region *@hint: the usual burst, taken with one look at
+ * the four flags.  False (nothing taken) when any of them is not so.
+ */
+static inline bool pop_four(const struct vring_packed_desc *ring, uint16_t idx,
+			    bool wrap, uint32_t size, const struct vhu_region *r,
+			    struct vhu_req *reqs, struct vhu_seg *segs)
+{
+	const uint16_t mask = VRING_PACKED_DESC_F_AVAIL | VRING_PACKED_DESC_F_USED |
+			      VRING_DESC_F_NEXT | VRING_DESC_F_INDIRECT;
+	const uint16_t want = wrap ? VRING_PACKED_DESC_F_AVAIL : VRING_PACKED_DESC_F_USED;
+	const struct vring_packed_desc *d = &ring[idx];
+	uint64_t gpa, rsize;
+	uint8_t *host;
+	uint16_t f[4];
+	unsigned i;
+
+	if (!r)
+		return false;
+	/* In locals: the stores to reqs[] and segs[] below could alias *r. */
+	gpa = r->gpa;
+	rsize = r->size;
+	host = r->host;
+	for (i = 0; i < 4; i++)
+		f[i] = ld16(&d[i].flags);
+	if (((f[0] & mask) ^ want) | ((f[1] & mask) ^ want) |
+	    ((f[2] & mask) ^ want) | ((f[3] & mask) ^ want))
+		return false;
+	/* Barrier [desc-flags]: as in vhu_vq_pop_packed(), for all four. */
+	atomic_thread_fence(memory_order_acquire);
+	for (i = 0; i < 4; i++) {
+		uint64_t off = ld64(&d[i].addr) - gpa;
+		uint32_t len = ld32(&d[i].len);
+		uint16_t id = ld16(&d[i].id);
+		bool write = f[i] & VRING_DESC_F_WRITE;
+
+		/* In the region whole (off < size, and len fits after off). */
+		if (unlikely(id >= size || len == 0 || off >= rsize ||
+			     len > rsize - off))
+			return false;
+		segs[i] = (struct vhu_seg){ .addr = host + off, .len = len };
+		reqs[i] = (struct vhu_req){
+			.id = id, .ndesc = 1, .segs = &segs[i],
+			.nr_out = !write, .nr_in = write,
+			.out_len = write ? 0 : len, .in_len = write ? len : 0,
+		};
+	}
+	return true;
+}
+
 int vhu_vq_pop_packed(struct vhu_vq *vq, struct vhu_req *reqs, unsigned max,
 		      struct vhu_seg *segs, unsigned nsegs)
 {
@@ -131,13 +206,21 @@ int vhu_vq_pop_packed(struct vhu_vq *vq, struct vhu_req *reqs, unsigned max,
 	unsigned n = 0, used_segs = 0;
 
 	while (n < max) {
+		if (n + 4 <= max && used_segs + 4 <= nsegs && idx + 4u <= size &&
+		    pop_four(ring, idx, wrap, size, hint, &reqs[n], &segs[used_segs])) {
+			n += 4;
+			used_segs += 4;
+			idx = (uint16_t)(idx + 4);
+			if (idx == size) {
+				idx = 0;
+				wrap = !wrap;
+			}
+			continue;
+		}
 		/* Acquire, barrier [desc-flags]: the descriptors are read after
 		 * the head's flags; pairs with the driver's write barrier before
 		 * it makes the head available. */
 		uint16_t flags = ld16_acquire(&ring[idx].flags);
-		struct vhu_chain c;
-		uint16_t pos = 0; /* set by walk_chain() when it returns 0 */
-		bool next_wrap = false;
 		int rc;
 
 		if (!desc_avail(flags, wrap))
@@ -157,24 +240,58 @@ int vhu_vq_pop_packed(struct vhu_vq *vq, struct vhu_req *reqs, unsigned max,
 		vq->last_avail_idx = idx;
 		vq->avail_wrap = wrap;
 		vq->rhint = hint;
-		chain_init(&c, vq, segs + used_segs, nsegs - used_segs);
-		rc = walk_chain(vq, flags, &c, &reqs[n], &pos, &next_wrap);
+		rc = pop_chain(vq, flags, &reqs[n], segs + used_segs, nsegs - used_segs);
 		hint = vq->rhint;
-		if (unlikely(rc)) {
+		if (unlikely(rc < 0)) {
 			if (rc == -ENOBUFS && n > 0)
 				break;
 			return rc;
 		}
-		chain_to_req(&c, &reqs[n]);
-		used_segs += c.n;
-		idx = pos;
-		wrap = next_wrap;
+		used_segs += (unsigned)rc;
+		idx = vq->last_avail_idx;
+		wrap = vq->avail_wrap;
 		n++;
 	}
 	vq->last_avail_idx = idx;
 	vq->avail_wrap = wrap;
 	vq->rhint = hint;
 	return (int)n;
+}
+
+/*
+ * With VIRTIO_F_IN_ORDER, a batch of requests the device only read
+ * (nothing written, no writable buffer) goes back as one used descriptor:
+ * the last one's id at the batch's first slot, the ring moving past all of
+ * them (VIRTIO 1.2 §2.8.20).  False when the batch is not such.
+ */
+static bool push_in_order(struct vhu_vq *vq, const struct vhu_req *reqs,
+			  unsigned n)
+{
+	struct vring_packed_desc *ring = vq->desc;
+	uint32_t size = vq->size, used = 0, slot;
+	uint16_t flags = vq->used_wrap ? VRING_PACKED_DESC_F_AVAIL |
+					 VRING_PACKED_DESC_F_USED : 0;
+
+	for (unsigned i = 0; i < n; i++) {
+		if (reqs[i].in_len || reqs[i].id >= size || reqs[i].ndesc == 0 ||
+		    reqs[i].ndesc > size)
+			return false; /* the general path checks and says */
+		used += reqs[i].ndesc;
+	}
+	if (used > size)
+		return false;
+	st16(&ring[vq->used_idx].id, reqs[n - 1].id);
+	st32(&ring[vq->used_idx].len, 0);
+	/* Release, barrier [used-flags]: as in vhu_vq_push_packed(). */
+	st16_release(&ring[vq->used_idx].flags, flags);
+	vq->used_since_signal += used;
+	slot = vq->used_idx + used;
+	if (slot >= size) {
+		slot -= size;
+		vq->used_wrap = !vq->used_wrap;
+	}
+	vq->used_idx = (uint16_t)slot;
+	return true;
 }
 
 int vhu_vq_push_packed(struct vhu_vq *vq, const struct vhu_req *reqs,
@@ -184,11 +301,15 @@ int vhu_vq_push_packed(struct vhu_vq *vq, const struct vhu_req *reqs,
 	uint16_t slot = vq->used_idx, head_slot = slot, head_flags = 0;
 	uint32_t size = vq->size, used = 0;
 	bool wrap = vq->used_wrap;
+	/* A used descriptor has both bits equal to the device's wrap counter. */
+	uint16_t used_bits = wrap ? VRING_PACKED_DESC_F_AVAIL |
+				    VRING_PACKED_DESC_F_USED : 0;
 
+	if (vq->in_order && !written && n > 1 && push_in_order(vq, reqs, n))
+		return 0;
 	for (unsigned i = 0; i < n; i++) {
 		uint32_t len = written ? written[i] : 0;
-		uint16_t flags = wrap ? VRING_PACKED_DESC_F_AVAIL |
-						VRING_PACKED_DESC_F_USED : 0;
+		uint16_t flags = used_bits;
 
 		if (unlikely(reqs[i].id >= size || reqs[i].ndesc == 0 ||
 			     reqs[i].ndesc > size))
@@ -208,6 +329,7 @@ int vhu_vq_push_packed(struct vhu_vq *vq, const struct vhu_req *reqs,
 		if (slot >= size) {
 			slot = (uint16_t)(slot - size);
 			wrap = !wrap;
+			used_bits ^= VRING_PACKED_DESC_F_AVAIL | VRING_PACKED_DESC_F_USED;
 		}
 	}
 	vq->used_since_signal += used;
@@ -269,12 +391,5 @@ int vhu_vq_set_kicks_packed(struct vhu_vq *vq, bool on)
 	}
 	/* Barrier [kick-enable]: as for split rings. */
 	vhu_smp_mb();
-	return vhu_vq_avail_packed(vq);
-}
-
-bool vhu_vq_avail_packed(struct vhu_vq *vq)
-{
-	const struct vring_packed_desc *ring = vq->desc;
-
-	return desc_avail(ld16(&ring[vq->last_avail_idx].flags), vq->avail_wrap);
+	return vq_has_avail(vq);
 }

@@ -198,9 +198,3 @@ int vhu_vq_set_kicks_split(struct vhu_vq *vq, bool on)
 	vhu_smp_mb();
 	return ld16(VRING_AVAIL_IDX(vq->avail)) != vq->last_avail_idx;
 }
-
-bool vhu_vq_avail_split(struct vhu_vq *vq)
-{
-	return vq->shadow_avail_idx != vq->last_avail_idx ||
-	       ld16(VRING_AVAIL_IDX(vq->avail)) != vq->last_avail_idx;
-}

@@ -118,11 +118,12 @@ static void q_init(struct t *t, struct q *q, uint16_t idx)
 }
 
 /* RX queue 0 and TX queue 1 over three regions (rings in the first). */
-static struct t *t_up(bool packed, bool mrg, uint16_t qsize)
+static struct t *t_up_order(bool packed, bool mrg, uint16_t qsize, bool in_order)
 {
 	struct t *t = calloc(1, sizeof(*t));
 	struct env_opts o = {
-		.packed = packed, .device_features = NET_FEATURES, .qsize = qsize,
+		.packed = packed, .in_order = in_order,
+		.device_features = NET_FEATURES, .qsize = qsize,
 		.features_off = mrg ? 0 : VHU_BIT(VHU_NET_F_MRG_RXBUF),
 		.regions = 3, .region_size = 4 * MB,
 	};
@@ -135,6 +136,7 @@ static struct t *t_up(bool packed, bool mrg, uint16_t qsize)
 	env_up(&t->e, &o);
 	t->mrg = mrg;
 	t->hs = vhu_net_hdr_size(vhu_dev_vq(t->e.dev, 0));
+	ck_assert(vhu_vq_in_order(vhu_dev_vq(t->e.dev, 0)) == in_order);
 	ck_assert_uint_eq(t->hs, 12);
 	/* Buffer 0 of each queue crosses a region boundary (regions 0|1 for
 	 * RX, 1|2 for TX), 8 bytes in (RX: the header is split) or 20 (TX:
@@ -147,6 +149,12 @@ static struct t *t_up(bool packed, bool mrg, uint16_t qsize)
 	q_init(t, &t->rx, 0);
 	q_init(t, &t->tx, 1);
 	return t;
+}
+
+/* Without VIRTIO_F_IN_ORDER. */
+static struct t *t_up(bool packed, bool mrg, uint16_t qsize)
+{
+	return t_up_order(packed, mrg, qsize, false);
 }
 
 static void t_down(struct t *t)
@@ -565,7 +573,7 @@ static uint32_t rx_rand_len(struct t *t)
 START_TEST(rx_random)
 {
 	/* a packed ring whose size is not a power of 2 */
-	struct t *t = t_up(_i & 1, _i & 2, _i & 1 ? 250 : 256);
+	struct t *t = t_up_order(_i & 1, _i & 2, _i & 1 ? 250 : 256, _i & 4);
 	struct vhu_net_pkt p[MAX_FRAMES];
 	unsigned nb = bursts(2500);
 
@@ -591,6 +599,8 @@ START_TEST(rx_random)
 	ck_assert_uint_gt(t->rx.want.drop_no_buffers, 0);
 	ck_assert_uint_gt(t->rx.want.drop_too_big, 0);
 	ck_assert_uint_gt(t->rx.used, 20u * POOL * nb / 2500);
+	/* every RX buffer has its own used entry: the guest needs its length */
+	ck_assert_uint_eq(t->rx.r->used_skipped, 0);
 	t_down(t);
 }
 END_TEST
@@ -721,12 +731,23 @@ static int tx_burst(struct t *t, unsigned n)
 	return got;
 }
 
+/* With IN_ORDER, a packed ring's TX buffers come back a batch per used
+ * descriptor (the guest reaped buffers no entry named); split rings and
+ * rings without it name every buffer. */
+static void tx_check_in_order(struct t *t, bool in_order)
+{
+	if (in_order && t->e.packed)
+		ck_assert_uint_gt(t->tx.r->used_skipped, 0);
+	else
+		ck_assert_uint_eq(t->tx.r->used_skipped, 0);
+}
+
 /* More than 32 frames; fewer asked for than there are; frames with bad
  * headers and too big inside batches; every layout, buffer 0 across a
  * region boundary. */
 START_TEST(tx_burst_beyond_batch)
 {
-	struct t *t = t_up(_i & 1, true, 256);
+	struct t *t = t_up_order(_i & 1, true, 256, _i & 2);
 	unsigned i;
 
 	for (i = 0; i < 100; i++) {
@@ -757,6 +778,7 @@ START_TEST(tx_burst_beyond_batch)
 	ck_assert_uint_eq(t->tx.want.drop_bad_header, 27);
 	ck_assert_uint_eq(t->tx.want.drop_too_big, 11);
 	ck_assert_uint_eq(t->tx.used, 190);
+	tx_check_in_order(t, _i & 2);
 	t_down(t);
 }
 END_TEST
@@ -765,7 +787,7 @@ END_TEST
  * frames (good, refused, too big; every layout) between them. */
 START_TEST(tx_random)
 {
-	struct t *t = t_up(_i & 1, true, _i & 1 ? 250 : 256);
+	struct t *t = t_up_order(_i & 1, true, _i & 1 ? 250 : 256, _i & 2);
 	unsigned nb = bursts(2500);
 
 	for (unsigned b = 0; b < nb; b++) {
@@ -787,6 +809,7 @@ START_TEST(tx_random)
 	ck_assert_uint_gt(t->tx.want.drop_bad_header, 0);
 	ck_assert_uint_gt(t->tx.want.drop_too_big, 0);
 	ck_assert_uint_gt(t->tx.used, 10u * POOL * nb / 2500);
+	tx_check_in_order(t, _i & 2);
 	t_down(t);
 }
 END_TEST
@@ -824,9 +847,9 @@ int main(void)
 	tcase_add_loop_test(tc, rx_tiny_buffers, 0, 4);
 	tcase_add_loop_test(tc, rx_more_buffers_after_shortfall, 0, 2);
 	tcase_add_loop_test(tc, rx_rewind_across_wrap, 0, 2);
-	tcase_add_loop_test(tc, rx_random, 0, 4);
-	tcase_add_loop_test(tc, tx_burst_beyond_batch, 0, 2);
-	tcase_add_loop_test(tc, tx_random, 0, 2);
+	tcase_add_loop_test(tc, rx_random, 0, 8);
+	tcase_add_loop_test(tc, tx_burst_beyond_batch, 0, 4);
+	tcase_add_loop_test(tc, tx_random, 0, 4);
 	tcase_add_loop_test(tc, hint_after_mem_change, 0, 2);
 	suite_add_tcase(s, tc);
 	return tu_run_suite(s);

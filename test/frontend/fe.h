@@ -428,6 +428,7 @@ struct vhu_fe_ring {
 	uint16_t next_desc;   /* split: descriptors are taken in table order */
 	int32_t batch_id;     /* id ending the used batch being reaped, or -1 */
 	uint32_t batch_len;
+	uint64_t used_skipped; /* in order: buffers no used entry of their own named */
 };
 
 /* Offsets of the parts of a ring laid out contiguously from a base with

@@ -140,6 +140,8 @@ int fe_packed_get_used(struct vhu_fe_ring *r, uint16_t *id, uint32_t *len,
 		l = bid == r->batch_id ? r->batch_len : r->slots[bid].in_len;
 		if (bid == r->batch_id)
 			r->batch_id = -1;
+		else
+			r->used_skipped++;
 	} else {
 		rc = packed_read_used(r, &bid, &l);
 		if (rc <= 0)

@@ -123,6 +123,8 @@ int fe_split_get_used(struct vhu_fe_ring *r, uint16_t *id, uint32_t *len,
 		l = (int32_t)head == r->batch_id ? r->batch_len : s->in_len;
 		if ((int32_t)head == r->batch_id)
 			r->batch_id = -1;
+		else
+			r->used_skipped++;
 	} else {
 		rc = split_read_used(r, &head, &l);
 		if (rc <= 0)

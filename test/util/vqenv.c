@@ -71,7 +71,7 @@ void env_up(struct env *e, const struct env_opts *o)
 		.features_off = o->features_off,
 		.mem_regions = o->regions ? o->regions : 2,
 		.mem_region_size = o->region_size ? o->region_size : 4 * MB,
-		.inband_notifications = o->inband,
+		.inband_notifications = o->inband, .in_order = o->in_order,
 	};
 
 	memset(e, 0, sizeof(*e));

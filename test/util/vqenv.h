@@ -38,6 +38,7 @@ struct env {
 struct env_opts {
 	const char *name;       /* the device's, in log lines; default "vq" */
 	bool inband;            /* ack INBAND_NOTIFICATIONS */
+	bool in_order;          /* ack VIRTIO_F_IN_ORDER */
 	bool packed;
 	uint16_t qsize;         /* default 256 */
 	uint16_t num_queues;    /* default 2 */
