@@ -67,6 +67,29 @@ static void finish(struct vhu_vq *vq, const struct pos *p, unsigned k,
 	vhu_stat_add(&vq->st_pushed, k);
 }
 
+/*
+ * Start fetching the buffer of the slot after @idx, whatever it holds now
+ * (a prefetch of a stale or foreign address does no harm): the guest wrote
+ * it on another core, and the copy of this frame hides the wait.
+ */
+static inline void prefetch_next(const struct vring_packed_desc *ring,
+				 uint16_t idx, uint32_t size,
+				 const struct vhu_region *hint, int write)
+{
+	uint16_t next = idx + 1u == size ? 0 : (uint16_t)(idx + 1);
+	uint64_t off;
+
+	if (!hint)
+		return;
+	off = ld64(&ring[next].addr) - hint->gpa;
+	if (off < hint->size) {
+		if (write)
+			__builtin_prefetch(hint->host + off, 1);
+		else
+			__builtin_prefetch(hint->host + off, 0);
+	}
+}
+
 /* The buffer of descriptor @d (length @len) whole in one region, or NULL. */
 static inline uint8_t *buf_va(const struct vhu_vq *vq,
 			      const struct vring_packed_desc *d, uint32_t len,
@@ -114,6 +137,7 @@ unsigned vhu_net_rx_packed(struct vhu_vq *vq, const struct vhu_net_pkt *pkts,
 		va = buf_va(vq, d, len, &hint);
 		if (unlikely(!va))
 			break;
+		prefetch_next(ring, p.idx, size, hint, 1);
 		if (likely((f->flags | f->gso_type) == 0))
 			h = (struct virtio_net_hdr_v1){ .num_buffers = vhu_le16(1) };
 		else
@@ -184,6 +208,7 @@ unsigned vhu_net_tx_packed(struct vhu_vq *vq, struct vhu_net_pkt *pkts,
 		if (unlikely(!va))
 			break;
 		flen = len - hs;
+		prefetch_next(ring, p.idx, size, hint, 0);
 		copy_hdr(&h, va, hs);
 		if (unlikely(!tx_meta_ok(vq, &h, flen)))
 			break;

@@ -301,7 +301,7 @@ static bool rx_post(struct t *t, unsigned i, uint32_t size, unsigned pieces,
 		    bool ind)
 {
 	static const uint8_t canary[SLOT] = { [0 ... SLOT - 1] = CANARY };
-	uint32_t cuts[2];
+	uint32_t cuts[2] = { 0, 0 }; /* gcc -O3 cannot tell n guards them */
 	unsigned n = 0;
 
 	if (pieces > 1 && size >= 2)
