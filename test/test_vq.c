@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -447,6 +448,10 @@ static void *spin_dataplane(void *arg)
 	struct vhu_req req[8];
 	struct vhu_seg segs[32];
 
+	/* Under valgrind, which runs one thread at a time, a shorter burst
+	 * and a yield: the control thread must still get its turn. */
+	int burst = tu_under_valgrind() ? 200 : 20000;
+
 	while (!atomic_load(&s->stop)) {
 		unsigned st = vhu_vq_begin(s->vq);
 
@@ -454,7 +459,7 @@ static void *spin_dataplane(void *arg)
 			int n = vhu_vq_pop(s->vq, req, 8, segs, 32);
 
 			if (n > 0) {
-				for (volatile int spin = 0; spin < 20000; spin++)
+				for (volatile int spin = 0; spin < burst; spin++)
 					; /* a long burst */
 				vhu_vq_push(s->vq, req, NULL, (unsigned)n);
 				vhu_vq_notify(s->vq);
@@ -462,6 +467,8 @@ static void *spin_dataplane(void *arg)
 			}
 		}
 		vhu_vq_end(s->vq);
+		if (burst < 20000)
+			sched_yield();
 	}
 	return NULL;
 }
@@ -476,6 +483,9 @@ struct spinning {
 	pthread_t th;
 };
 
+/* The spinner running, if any. */
+static struct spinning *live_spinner;
+
 static void spinning_up(struct spinning *sp, bool packed)
 {
 	struct env_opts o = { .packed = packed, .qsize = 64 };
@@ -486,6 +496,7 @@ static void spinning_up(struct spinning *sp, bool packed)
 	sp->r = ring(&sp->e, 0);
 	sp->b = (struct vhu_fe_buf){ galloc(&sp->e, 8), 8 };
 	ck_assert_int_eq(pthread_create(&sp->th, NULL, spin_dataplane, &sp->s), 0);
+	live_spinner = sp;
 }
 
 /* Post the buffer until the ring is full; returns how many went in. */
@@ -503,6 +514,16 @@ static void spinning_stop(struct spinning *sp)
 {
 	atomic_store(&sp->s.stop, true);
 	pthread_join(sp->th, NULL);
+	live_spinner = NULL;
+}
+
+/* A test that failed with its spinner running (CK_FORK=no leaves the test
+ * by longjmp): stop the thread before the next test reuses the stack its
+ * state lives on. */
+static void spinner_teardown(void)
+{
+	if (live_spinner)
+		spinning_stop(live_spinner);
 }
 
 START_TEST(stop_during_burst)
@@ -1015,6 +1036,7 @@ int main(void)
 
 	tcase_set_timeout(b, 120);
 	tcase_set_timeout(h, 120);
+	tcase_add_checked_fixture(b, NULL, spinner_teardown);
 	tcase_add_loop_test(b, round_trips, 0, 2);
 	tcase_add_loop_test(b, notification_suppression, 0, 4);
 	tcase_add_loop_test(b, wrap_around, 0, 2);
@@ -1023,6 +1045,7 @@ int main(void)
 	tcase_add_loop_test(b, ring_sizes, 0, 2);
 	tcase_add_loop_test(b, segment_capacity, 0, 2);
 	tcase_add_loop_test(b, stop_during_burst, 0, 2);
+	tcase_add_checked_fixture(h, NULL, spinner_teardown);
 	tcase_add_checked_fixture(h, aftermath_setup, aftermath_teardown);
 	tcase_add_loop_test(h, hostile_split, 0, SC_COUNT);
 	tcase_add_test(h, split_legal_oddities);
