@@ -74,8 +74,8 @@ for t in build-test-gcc/test/test_*; do
 	name=$(basename "$t")
 	# test_guard returns from SIGBUS handlers into the faulting access, so
 	# valgrind must keep registers exact at every memory access there.
-	# Only there: valgrind 3.19 with that option corrupts a callee-saved
-	# register in test_vq's data-plane thread (SIGSEGV at a bad address).
+	# Only there: the option slows every suite down, and the others do not
+	# resume from signal handlers.
 	exact=()
 	[[ $name == test_guard ]] && exact=(--vex-iropt-register-updates=allregs-at-mem-access)
 	if CK_FORK=no valgrind -q "${exact[@]}" \
