@@ -245,19 +245,7 @@ int vhu_net_enqueue(struct vhu_vq *vq, const struct vhu_net_pkt *pkts, unsigned 
 			continue;
 		}
 		r = &b.reqs[b.head];
-		if (likely((p->flags | p->gso_type) == 0))
-			h = (struct virtio_net_hdr_v1){
-				.num_buffers = vhu_le16((uint16_t)nb) };
-		else
-			h = (struct virtio_net_hdr_v1){
-				.flags = p->flags,
-				.gso_type = p->gso_type,
-				.hdr_len = vhu_le16(p->hdr_len),
-				.gso_size = vhu_le16(p->gso_size),
-				.csum_start = vhu_le16(p->csum_start),
-				.csum_offset = vhu_le16(p->csum_offset),
-				.num_buffers = vhu_le16((uint16_t)nb),
-			};
+		h = rx_hdr(p, (uint16_t)nb);
 		/* The header, then the frame, across the buffers in order. */
 		if (likely(r->segs[r->nr_out].len >= hs))
 			copy_hdr(r->segs[r->nr_out].addr, &h, hs);
@@ -310,16 +298,7 @@ static int tx_take(struct vhu_vq *vq, const struct vhu_req *r, uint32_t hs,
 		copy_small(buf, (const uint8_t *)g->addr + hs, flen);
 	else
 		copy_from_req(r, hs, buf, flen);
-	*pkt = (struct vhu_net_pkt){
-		.data = buf,
-		.len = flen,
-		.flags = h.flags,
-		.gso_type = h.gso_type,
-		.hdr_len = vhu_le16(h.hdr_len),
-		.gso_size = vhu_le16(h.gso_size),
-		.csum_start = vhu_le16(h.csum_start),
-		.csum_offset = vhu_le16(h.csum_offset),
-	};
+	*pkt = tx_pkt(buf, flen, &h);
 	return 1;
 }
 

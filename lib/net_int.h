@@ -107,6 +107,40 @@ static inline void copy_hdr(void *dst, const void *src, uint32_t hs)
 		__builtin_memcpy(dst, src, 10);
 }
 
+/* The virtio-net header for frame @p in @nb buffers; built from
+ * constants when it asks for no offloads (the usual frame). */
+static inline struct virtio_net_hdr_v1 rx_hdr(const struct vhu_net_pkt *p,
+					      uint16_t nb)
+{
+	if (likely((p->flags | p->gso_type) == 0))
+		return (struct virtio_net_hdr_v1){ .num_buffers = vhu_le16(nb) };
+	return (struct virtio_net_hdr_v1){
+		.flags = p->flags,
+		.gso_type = p->gso_type,
+		.hdr_len = vhu_le16(p->hdr_len),
+		.gso_size = vhu_le16(p->gso_size),
+		.csum_start = vhu_le16(p->csum_start),
+		.csum_offset = vhu_le16(p->csum_offset),
+		.num_buffers = vhu_le16(nb),
+	};
+}
+
+/* The frame the guest sent: @len bytes copied to @buf, metadata from @h. */
+static inline struct vhu_net_pkt tx_pkt(void *buf, uint32_t len,
+					const struct virtio_net_hdr_v1 *h)
+{
+	return (struct vhu_net_pkt){
+		.data = buf,
+		.len = len,
+		.flags = h->flags,
+		.gso_type = h->gso_type,
+		.hdr_len = vhu_le16(h->hdr_len),
+		.gso_size = vhu_le16(h->gso_size),
+		.csum_start = vhu_le16(h->csum_start),
+		.csum_offset = vhu_le16(h->csum_offset),
+	};
+}
+
 /*
  * The fast paths over packed rings (net_packed.c): frames that each fit
  * one direct descriptor, copied straight between ring and application.

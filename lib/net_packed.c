@@ -138,18 +138,7 @@ unsigned vhu_net_rx_packed(struct vhu_vq *vq, const struct vhu_net_pkt *pkts,
 		if (unlikely(!va))
 			break;
 		prefetch_next(ring, p.idx, size, hint, 1);
-		if (likely((f->flags | f->gso_type) == 0))
-			h = (struct virtio_net_hdr_v1){ .num_buffers = vhu_le16(1) };
-		else
-			h = (struct virtio_net_hdr_v1){
-				.flags = f->flags,
-				.gso_type = f->gso_type,
-				.hdr_len = vhu_le16(f->hdr_len),
-				.gso_size = vhu_le16(f->gso_size),
-				.csum_start = vhu_le16(f->csum_start),
-				.csum_offset = vhu_le16(f->csum_offset),
-				.num_buffers = vhu_le16(1),
-			};
+		h = rx_hdr(f, 1);
 		copy_hdr(va, &h, hs);
 		copy_small(va + hs, f->data, f->len);
 		sum += f->len;
@@ -213,16 +202,7 @@ unsigned vhu_net_tx_packed(struct vhu_vq *vq, struct vhu_net_pkt *pkts,
 		if (unlikely(!tx_meta_ok(vq, &h, flen)))
 			break;
 		copy_small(bufs[i], va + hs, flen);
-		pkts[i] = (struct vhu_net_pkt){
-			.data = bufs[i],
-			.len = flen,
-			.flags = h.flags,
-			.gso_type = h.gso_type,
-			.hdr_len = vhu_le16(h.hdr_len),
-			.gso_size = vhu_le16(h.gso_size),
-			.csum_start = vhu_le16(h.csum_start),
-			.csum_offset = vhu_le16(h.csum_offset),
-		};
+		pkts[i] = tx_pkt(bufs[i], flen, &h);
 		sum += flen;
 		last_id = id;
 		/* With IN_ORDER one used descriptor stands for the batch

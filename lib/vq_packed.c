@@ -145,28 +145,22 @@ static __attribute__((noinline)) int pop_chain(struct vhu_vq *vq, uint16_t flags
 
 /*
  * Four requests at slots @idx..@idx+3 (same lap), each one direct
- * descriptor in the region *@hint: the usual burst, taken with one look at
- * the four flags.  False (nothing taken) when any of them is not so.
+ * descriptor in one region: the usual burst, available at one look at the
+ * four flags.  False when any of them is not so (what was filled is then
+ * filled again by the one-by-one path).
  */
 static inline bool pop_four(const struct vring_packed_desc *ring, uint16_t idx,
-			    bool wrap, uint32_t size, const struct vhu_region *r,
-			    struct vhu_req *reqs, struct vhu_seg *segs)
+			    bool wrap, uint32_t size, const struct vhu_memtable *mt,
+			    const struct vhu_region **hint, struct vhu_req *reqs,
+			    struct vhu_seg *segs)
 {
 	const uint16_t mask = VRING_PACKED_DESC_F_AVAIL | VRING_PACKED_DESC_F_USED |
 			      VRING_DESC_F_NEXT | VRING_DESC_F_INDIRECT;
 	const uint16_t want = wrap ? VRING_PACKED_DESC_F_AVAIL : VRING_PACKED_DESC_F_USED;
 	const struct vring_packed_desc *d = &ring[idx];
-	uint64_t gpa, rsize;
-	uint8_t *host;
 	uint16_t f[4];
 	unsigned i;
 
-	if (!r)
-		return false;
-	/* In locals: the stores to reqs[] and segs[] below could alias *r. */
-	gpa = r->gpa;
-	rsize = r->size;
-	host = r->host;
 	for (i = 0; i < 4; i++)
 		f[i] = ld16(&d[i].flags);
 	if (((f[0] & mask) ^ want) | ((f[1] & mask) ^ want) |
@@ -174,23 +168,9 @@ static inline bool pop_four(const struct vring_packed_desc *ring, uint16_t idx,
 		return false;
 	/* Barrier [desc-flags]: as in vhu_vq_pop_packed(), for all four. */
 	atomic_thread_fence(memory_order_acquire);
-	for (i = 0; i < 4; i++) {
-		uint64_t off = ld64(&d[i].addr) - gpa;
-		uint32_t len = ld32(&d[i].len);
-		uint16_t id = ld16(&d[i].id);
-		bool write = f[i] & VRING_DESC_F_WRITE;
-
-		/* In the region whole (off < size, and len fits after off). */
-		if (unlikely(id >= size || len == 0 || off >= rsize ||
-			     len > rsize - off))
+	for (i = 0; i < 4; i++)
+		if (!pop_single(&d[i], f[i], size, mt, hint, &reqs[i], &segs[i]))
 			return false;
-		segs[i] = (struct vhu_seg){ .addr = host + off, .len = len };
-		reqs[i] = (struct vhu_req){
-			.id = id, .ndesc = 1, .segs = &segs[i],
-			.nr_out = !write, .nr_in = write,
-			.out_len = write ? 0 : len, .in_len = write ? len : 0,
-		};
-	}
 	return true;
 }
 
@@ -207,7 +187,7 @@ int vhu_vq_pop_packed(struct vhu_vq *vq, struct vhu_req *reqs, unsigned max,
 
 	while (n < max) {
 		if (n + 4 <= max && used_segs + 4 <= nsegs && idx + 4u <= size &&
-		    pop_four(ring, idx, wrap, size, hint, &reqs[n], &segs[used_segs])) {
+		    pop_four(ring, idx, wrap, size, mt, &hint, &reqs[n], &segs[used_segs])) {
 			n += 4;
 			used_segs += 4;
 			idx = (uint16_t)(idx + 4);
