@@ -34,17 +34,8 @@ $BENCH_COMMON_USAGE
 EOF
 }
 
-while (($#)); do
-	case $1 in
-	-h | --help) usage; exit 0 ;;
-	*) bench_opt "$@" || { usage >&2; exit 2; }; shift "$BENCH_SHIFT" ;;
-	esac
-done
-mapfile -t all_rows < <(dp_rows)
-rows_filter "${all_rows[@]}"
-bench_setup compare-dpdk
-bench_need_build vhu-bench
-bench_info
+bench_args usage "$@"
+dp_begin compare-dpdk
 
 declare -A features=() # ROW/REP -> features of the first back-end
 

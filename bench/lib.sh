@@ -36,6 +36,7 @@ FE_CPU=0
 BE_CPU=1
 BENCH_LIST=0
 BENCH_MAX_OTHER=100
+BENCH_HUGE=0
 
 # The common options, for a script's usage text.
 BENCH_COMMON_USAGE="  --rows REGEX    only the rows whose name matches (grep -E); --list shows them
@@ -53,7 +54,24 @@ BENCH_COMMON_USAGE="  --rows REGEX    only the rows whose name matches (grep -E)
   --max-other PCT leave out of the medians the samples during which other
                   tasks took more than PCT% of the front-end's or the
                   back-end's CPU (default 100: none left out)
+  --huge          testpmd's memory (the guest memory the back-end maps, and
+                  the DPDK back-end's own) on 2 MB hugepages, reserved if
+                  needed, on a hugetlbfs mount of its own; both undone at
+                  exit (default: --no-huge, 4 KB pages)
   --list          print the rows and exit"
+
+# bench_args USAGE ARGS...: the command line of a script that has only the
+# common options; USAGE is the function printing its usage.
+bench_args() {
+	local usage=$1
+	shift
+	while (($#)); do
+		case $1 in
+		-h | --help) "$usage"; exit 0 ;;
+		*) bench_opt "$@" || { "$usage" >&2; exit 2; }; shift "$BENCH_SHIFT" ;;
+		esac
+	done
+}
 
 # bench_opt ARGS...: take one common option from the front of ARGS; sets
 # BENCH_SHIFT to the words it used.  Returns 1 if ARGS[0] is not one.
@@ -72,6 +90,7 @@ bench_opt() {
 	--keep) BENCH_KEEP=1 BENCH_SHIFT=1 ;;
 	--only) BENCH_ONLY=${2:?}; [[ $BENCH_ONLY == vhu || $BENCH_ONLY == dpdk ]] || return 1 ;;
 	--list) BENCH_LIST=1 BENCH_SHIFT=1 ;;
+	--huge) BENCH_HUGE=1 BENCH_SHIFT=1 ;;
 	*) return 1 ;;
 	esac
 	if [[ $1 =~ ^--(reps|seconds|warmup|fe-cpu|be-cpu|max-other)$ && ! $2 =~ ^[0-9]+$ ]]; then
@@ -118,6 +137,34 @@ bench_setup() {
 	trap bench_cleanup EXIT
 	trap 'exit 130' INT
 	trap 'exit 143' TERM
+	TP_MEM=(--no-huge -m 512)
+	((BENCH_HUGE == 0)) || huge_setup
+}
+
+# huge_setup: 2 MB hugepages for the testpmds (two at a time, 512 MB
+# each), on a hugetlbfs mount of the work directory's; the page count is
+# put back and the mount removed at exit.
+huge_setup() {
+	local want=640 nr=/proc/sys/vm/nr_hugepages
+	HUGE_OLD_NR=$(cat "$nr")
+	BENCH_CLEANUP+=(huge_cleanup)
+	if (($(awk '/HugePages_Free/ {print $2}' /proc/meminfo) < want)); then
+		echo $((HUGE_OLD_NR + want)) >"$nr"
+	fi
+	(($(awk '/HugePages_Free/ {print $2}' /proc/meminfo) >= want)) ||
+		bench_die "--huge: could not reserve $want 2 MB hugepages"
+	HUGE_DIR=$BENCH_WORK/hugepages
+	mkdir -p "$HUGE_DIR"
+	mount -t hugetlbfs -o pagesize=2M nodev "$HUGE_DIR" || bench_die "--huge: cannot mount hugetlbfs"
+	# one file per memseg list: the guest memory is a few regions, not
+	# one per page (vhost-user allows 8)
+	TP_MEM=(-m 512 --huge-dir "$HUGE_DIR" --single-file-segments)
+}
+
+# shellcheck disable=SC2317 # run by bench_cleanup
+huge_cleanup() {
+	[[ -n ${HUGE_DIR:-} ]] && umount "$HUGE_DIR" 2>/dev/null
+	[[ -n ${HUGE_OLD_NR:-} ]] && echo "$HUGE_OLD_NR" >/proc/sys/vm/nr_hugepages
 }
 
 # shellcheck disable=SC2317 # run by the EXIT trap
@@ -185,6 +232,7 @@ bench_info() {
 		echo "dpdk: $(pkg-config --modversion libdpdk 2>/dev/null || dpkg-query -W -f='${Version}' dpdk 2>/dev/null)"
 		echo "kernel: $(uname -r); cpus: $(nproc --all); $(grep -m1 'model name' /proc/cpuinfo)"
 		echo "cpus: front-end $FE_CPU, back-end $BE_CPU; warm-up ${BENCH_WARMUP}s, window ${BENCH_SECONDS}s, reps $BENCH_REPS"
+		echo "testpmd memory: ${TP_MEM[*]}"
 		local c t=/sys/devices/system/cpu
 		for c in "$FE_CPU" "$BE_CPU"; do
 			echo "cpu $c: L3 shared with $(cat "$t/cpu$c/cache/index3/shared_cpu_list" 2>/dev/null || echo ?)," \
@@ -228,7 +276,7 @@ tp_start() {
 	TP_FD[$name]=$fd
 	TP_OUT[$name]=$BENCH_DIR/$name.out
 	argv=("${TP_NS[@]}" taskset -c "$cpu" stdbuf -oL "${TP_TOOL[@]}" "$TESTPMD"
-		--lcores "0@$cpu,1@$cpu" --no-pci --no-huge -m 512 --file-prefix "$prefix"
+		--lcores "0@$cpu,1@$cpu" --no-pci "${TP_MEM[@]}" --file-prefix "$prefix"
 		--log-level=lib.eal:notice "${eal[@]}"
 		-- -i --total-num-mbufs=16384 --nb-cores=1 --burst=32 "$@")
 	printf '%q ' "${argv[@]}" >"$BENCH_DIR/$name.cmd"
@@ -481,6 +529,17 @@ dp_rows() {
 			done
 		done
 	done
+}
+
+# dp_begin NAME: the selected rows of dp_rows, the set-up, vhu-bench built,
+# the .info file: the start of a script that runs vhu-bench against testpmd.
+dp_begin() {
+	local all_rows
+	mapfile -t all_rows < <(dp_rows)
+	rows_filter "${all_rows[@]}"
+	bench_setup "$1"
+	bench_need_build vhu-bench
+	bench_info
 }
 
 # row_parse ROW: R_DIR R_SIZE R_RING R_MRG (on|off) from DIR/SIZE/RING/mrg-X
