@@ -552,14 +552,14 @@ row_parse() {
 	R_MRG=${R_MRG:-on}
 }
 
-# fe_start SOCK MODE: the front-end session "fe" on FE_CPU: one
+# fe_start SOCK MODE: the front-end session DP_FE on FE_CPU: one
 # net_virtio_user port on SOCK (R_RING, R_MRG; 256-entry rings, one queue
 # pair), forwarding mode MODE, R_SIZE-byte frames when it sends.
 fe_start() {
 	local devargs=net_virtio_user0,path=$1,queues=1,mrg_rxbuf=1
 	[[ $R_MRG == on ]] || devargs=${devargs%1}0
 	[[ $R_RING == packed ]] && devargs+=,packed_vq=1
-	tp_start fe "$FE_CPU" --vdev "$devargs" -- --forward-mode="$2" --txpkts="$R_SIZE"
+	tp_start "$DP_FE" "$FE_CPU" --vdev "$devargs" -- --forward-mode="$2" --txpkts="$R_SIZE"
 }
 
 # --- vhost-user back-ends: vhu-bench, and testpmd with librte_vhost ---------------------
@@ -570,6 +570,14 @@ fe_start() {
 # BE_CPU.  BE_TOOL (e.g. valgrind ...) runs the back-end under a tool.
 
 BE_TOOL=()
+
+# The testpmd sessions (and vhu-bench's log, DP_BE.out in BENCH_DIR) of the
+# front-end and the back-end that dp_start and friends drive: two pairs
+# alive at once (paired.sh) need names of their own.
+DP_FE=fe
+DP_BE=be
+# paired.sh --base: the build whose vhu-bench is the back-end "base".
+BENCH_BASE_BUILD=
 
 # dp_start KIND SOCK: the back-end KIND (under BE_TOOL) serving SOCK and
 # the front-end on it, in the modes of R_DIR, until the device is ready and
@@ -587,25 +595,26 @@ dp_start() {
 		DP_ERR="the front-end never made the $kind device ready"
 		return 1
 	fi
-	tp_send fe start
+	tp_send "$DP_FE" start
 }
 
 # be_start KIND MODE SOCK: KIND vhu or dpdk, serving SOCK; sets BE_PID.
 be_start() {
 	local kind=$1 mode=$2 sock=$3
 	case $kind in
-	vhu)
-		bench_spawn be "$BE_CPU" "${BE_TOOL[@]}" "$BENCH_BUILD/examples/vhu-bench" \
+	vhu | base)
+		bench_spawn "$DP_BE" "$BE_CPU" "${BE_TOOL[@]}" \
+			"$([[ $kind == vhu ]] && echo "$BENCH_BUILD" || echo "$BENCH_BASE_BUILD")/examples/vhu-bench" \
 			--socket "$sock" --mode "$mode" --pkt-len "$R_SIZE" --burst 32
 		BE_PID=$BENCH_PID
 		;;
 	dpdk)
 		TP_TOOL=("${BE_TOOL[@]}")
-		tp_start be "$BE_CPU" --vdev "net_vhost0,iface=$sock,queues=1" \
+		tp_start "$DP_BE" "$BE_CPU" --vdev "net_vhost0,iface=$sock,queues=1" \
 			-- --forward-mode="$mode" --txpkts="$R_SIZE"
 		TP_TOOL=()
-		BE_PID=${TP_PID[be]}
-		tp_send be start
+		BE_PID=${TP_PID[$DP_BE]}
+		tp_send "$DP_BE" start
 		;;
 	*) bench_die "unknown back-end $kind" ;;
 	esac
@@ -617,11 +626,11 @@ be_start() {
 be_ready() {
 	local re file
 	case $1 in
-	vhu) re='front-end ready \(features (0x[0-9a-f]+)\)' file=$BENCH_DIR/be.out ;;
-	dpdk) re='negotiated Virtio features: (0x[0-9a-f]+)' file=${TP_OUT[be]} ;;
+	vhu | base) re='front-end ready \(features (0x[0-9a-f]+)\)' file=$BENCH_DIR/$DP_BE.out ;;
+	dpdk) re='negotiated Virtio features: (0x[0-9a-f]+)' file=${TP_OUT[$DP_BE]} ;;
 	esac
 	if [[ $1 == dpdk ]]; then
-		tp_wait be 'virtio is now ready for processing' 120 || return 1
+		tp_wait "$DP_BE" 'virtio is now ready for processing' 120 || return 1
 	else
 		wait_for "$file" "$re" 120 "$BE_PID" || return 1
 	fi
@@ -635,16 +644,16 @@ be_stop() {
 	local s
 	BE_SENT=0 BE_DROPS=0
 	case $1 in
-	vhu)
+	vhu | base)
 		stop_pid "$BE_PID" TERM 20 || true
-		s=$(grep -oE 'to-guest [0-9]+ packets [0-9]+ bytes, drops [0-9]+' "$BENCH_DIR/be.out" | tail -n 1 || true)
+		s=$(grep -oE 'to-guest [0-9]+ packets [0-9]+ bytes, drops [0-9]+' "$BENCH_DIR/$DP_BE.out" | tail -n 1 || true)
 		read -r _ BE_SENT _ _ _ _ BE_DROPS <<<"${s:-x 0 x x x x 0}"
 		;;
 	dpdk)
-		if s=$(tp_fwd_stats be 60); then
+		if s=$(tp_fwd_stats "$DP_BE" 60); then
 			read -r _ _ BE_SENT BE_DROPS <<<"$s"
 		fi
-		tp_quit be
+		tp_quit "$DP_BE"
 		;;
 	esac
 }
@@ -737,6 +746,41 @@ bench_medians() {
 				md = nd ? median(r SUBSEP "dpdk", nd) : "-"
 				ratio = (nv && nd && md > 0) ? sprintf("%.3f", mv / md) : "-"
 				print r, mv, md, ratio, nv, nd
+			}
+		}' "$1"
+}
+
+# bench_paired TSV: per row of a paired.sh TSV (first-seen order), from the
+# cycles whose two windows are both ok: ROW RATIO Q1 Q3 WON PAIRS VHU B,
+# B the other back-end (dpdk, or base: another vhu build),
+# tab-separated: the median of the cycles' vhu/DPDK ratios and its
+# quartiles, the cycles vhu was faster in, how many cycles, and the median
+# rate of either side.
+bench_paired() {
+	awk -F'\t' -v OFS='\t' '
+		function q(arr, m, p,   i, j, t, a) {
+			for (i = 1; i <= m; i++) a[i] = arr[i]
+			for (i = 2; i <= m; i++)
+				for (j = i; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
+			i = 1 + p * (m - 1); j = int(i)
+			return a[j] + (i - j) * (a[j + 1 < m ? j + 1 : m] - a[j])
+		}
+		NR == 1 { next }
+		!($2 in seen) { seen[$2] = 1; order[++nrows] = $2 }
+		$4 == "ok" { v[$2, $1, $3] = $5; cyc[$2, $1] = 1 }
+		$3 != "vhu" { other = $3 }
+		END {
+			for (k = 1; k <= nrows; k++) {
+				r = order[k]; n = 0; won = 0
+				delete rs; delete va; delete vb
+				for (key in cyc) {
+					split(key, kk, SUBSEP)
+					if (kk[1] != r || !((r, kk[2], "vhu") in v) || !((r, kk[2], other) in v)) continue
+					a = v[r, kk[2], "vhu"]; b = v[r, kk[2], other]
+					rs[++n] = a / b; va[n] = a; vb[n] = b; won += a > b
+				}
+				if (!n) { print r, "-", "-", "-", 0, 0, "-", "-"; continue }
+				print r, q(rs, n, .5), q(rs, n, .25), q(rs, n, .75), won, n, q(va, n, .5), q(vb, n, .5)
 			}
 		}' "$1"
 }
