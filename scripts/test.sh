@@ -9,7 +9,8 @@
 #      and the threaded ones under ThreadSanitizer,
 #   4. runs the interop tests against real peers: QEMU booting a Linux guest
 #      (handshake; vhu-l2fwd carrying ping and TCP), and DPDK's virtio_user
-#      (dpdk-testpmd: handshake, traffic with vhu-bench and vhu-l2fwd),
+#      (dpdk-testpmd: handshake, traffic with vhu-bench and vhu-l2fwd), and
+#      the bench/ scripts in short runs (test/interop/bench-scripts.sh),
 #   5. runs every fuzz target for a minute (scripts/fuzz.sh).
 # Prints "N passed, N failed" (one line per stage and a total) and exits
 # non-zero when anything failed.  Set VHU_SKIP_INTEROP=1 to skip stage 4.
@@ -92,7 +93,7 @@ for t in build-test-gcc/test/test_*; do
 done
 
 if [[ ${VHU_SKIP_INTEROP:-0} != 1 ]]; then
-	for s in qemu-handshake dpdk-handshake dpdk-traffic qemu-l2fwd dpdk-l2fwd; do
+	for s in qemu-handshake dpdk-handshake dpdk-traffic qemu-l2fwd dpdk-l2fwd bench-scripts; do
 		stage "interop: $s"
 		timeout 900 "test/interop/$s.sh" "$repo/build-test-gcc"
 		result "$s" $?
