@@ -600,11 +600,11 @@ dp_start() {
 
 # be_start KIND MODE SOCK: KIND vhu or dpdk, serving SOCK; sets BE_PID.
 be_start() {
-	local kind=$1 mode=$2 sock=$3
+	local kind=$1 mode=$2 sock=$3 build=$BENCH_BUILD
 	case $kind in
 	vhu | base)
-		bench_spawn "$DP_BE" "$BE_CPU" "${BE_TOOL[@]}" \
-			"$([[ $kind == vhu ]] && echo "$BENCH_BUILD" || echo "$BENCH_BASE_BUILD")/examples/vhu-bench" \
+		[[ $kind == vhu ]] || build=$BENCH_BASE_BUILD
+		bench_spawn "$DP_BE" "$BE_CPU" "${BE_TOOL[@]}" "$build/examples/vhu-bench" \
 			--socket "$sock" --mode "$mode" --pkt-len "$R_SIZE" --burst 32
 		BE_PID=$BENCH_PID
 		;;

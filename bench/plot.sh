@@ -5,11 +5,11 @@
 # the ratio vhu/DPDK per row as horizontal bars, with a line at 1.0: from
 # the TSVs of compare-dpdk.sh and compare-l2fwd.sh the ratio of the median
 # packets per second of each; from those of paired.sh the median of the
-# paired windows' ratios, with its quartiles as error bars.  Default output: docs/performance.png.  --max-other: as in
-# the scripts, leave out samples during which other tasks took more than
-# PCT% of a CPU.  --markdown: print the table (Mpps) for
-# docs/performance.md instead.  Needs gnuplot (installed with apt-get when
-# missing and root).
+# paired windows' ratios, with its quartiles as error bars.  Default
+# output: docs/performance.png.  --max-other: as in the scripts, leave out
+# samples during which other tasks took more than PCT% of a CPU.
+# --markdown: print the table (Mpps) for docs/performance.md instead.
+# Needs gnuplot (installed with apt-get when missing and root).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
