@@ -224,6 +224,7 @@ int vhu_net_enqueue(struct vhu_vq *vq, const struct vhu_net_pkt *pkts, unsigned 
 	for (; i < n; i++) {
 		const struct vhu_net_pkt *p = &pkts[i];
 		struct virtio_net_hdr_v1 h;
+		const struct vhu_seg *g;
 		struct vhu_req *r;
 		int nb;
 
@@ -245,12 +246,18 @@ int vhu_net_enqueue(struct vhu_vq *vq, const struct vhu_net_pkt *pkts, unsigned 
 			continue;
 		}
 		r = &b.reqs[b.head];
-		h = rx_hdr(p, (uint16_t)nb);
+		g = &r->segs[r->nr_out];
 		/* The header, then the frame, across the buffers in order. */
-		if (likely(r->segs[r->nr_out].len >= hs))
-			copy_hdr(r->segs[r->nr_out].addr, &h, hs);
-		else
-			copy_to_req(r, 0, &h, hs);
+		if (likely(nb == 1 && hs == 12 && g->len >= hs &&
+			   (p->flags | p->gso_type) == 0)) {
+			put_hdr(g->addr, hdr_plain_12, 12);
+		} else {
+			h = rx_hdr(p, (uint16_t)nb);
+			if (g->len >= hs)
+				put_hdr(g->addr, &h, hs);
+			else
+				copy_to_req(r, 0, &h, hs);
+		}
 		rx_copy_frame(p, r, &b.written[b.head], nb, hs);
 		b.head += (unsigned)nb;
 		delivered++;

@@ -107,6 +107,29 @@ static inline void copy_hdr(void *dst, const void *src, uint32_t hs)
 		__builtin_memcpy(dst, src, 10);
 }
 
+/*
+ * Header @h to the guest at @dst, unless it is there already, as it
+ * usually is in a recycled buffer.  A driver that reads the header
+ * (num_buffers, with mergeable buffers) then keeps its copy of that cache
+ * line, instead of fetching it from this core for every frame.  The
+ * guest may change its buffer meanwhile: what it then reads is its own
+ * doing, as it would be after a store.
+ */
+static inline void put_hdr(void *dst, const void *h,
+			   uint32_t hs)
+{
+	if (hs == 12) {
+		if (__builtin_memcmp(dst, h, 12) != 0)
+			__builtin_memcpy(dst, h, 12);
+	} else if (__builtin_memcmp(dst, h, 10) != 0) {
+		__builtin_memcpy(dst, h, 10);
+	}
+}
+
+/* The header of a frame with no offloads in one buffer, 12 bytes: zero
+ * but num_buffers, 1 (little-endian). */
+static const uint8_t hdr_plain_12[12] = { [10] = 1 };
+
 /* The virtio-net header for frame @p in @nb buffers; built from
  * constants when it asks for no offloads (the usual frame). */
 static inline struct virtio_net_hdr_v1 rx_hdr(const struct vhu_net_pkt *p,

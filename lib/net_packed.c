@@ -138,8 +138,12 @@ unsigned vhu_net_rx_packed(struct vhu_vq *vq, const struct vhu_net_pkt *pkts,
 		if (unlikely(!va))
 			break;
 		prefetch_next(ring, p.idx, size, hint, 1);
-		h = rx_hdr(f, 1);
-		copy_hdr(va, &h, hs);
+		if (likely(hs == 12 && (f->flags | f->gso_type) == 0)) {
+			put_hdr(va, hdr_plain_12, 12);
+		} else {
+			h = rx_hdr(f, 1);
+			put_hdr(va, &h, hs);
+		}
 		copy_small(va + hs, f->data, f->len);
 		sum += f->len;
 		/* Used in place: the id is the driver's own, still there. */
