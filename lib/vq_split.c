@@ -158,8 +158,12 @@ int vhu_vq_push_split(struct vhu_vq *vq, const struct vhu_req *reqs,
 		/* Never tell the guest more was written than it offered. */
 		if (len > reqs[i].in_len)
 			len = reqs[i].in_len;
-		st32(&e->id, reqs[i].id);
-		st32(&e->len, len);
+		/* Only what changed: an entry a lap ago usually held this id
+		 * and length, and the driver then keeps its copy of the line. */
+		if (ld32(&e->id) != reqs[i].id || ld32(&e->len) != len) {
+			st32(&e->id, reqs[i].id);
+			st32(&e->len, len);
+		}
 	}
 	/* Release, barrier [used-idx]: the entries before the index; pairs
 	 * with the driver's read barrier after it reads used->idx. */
