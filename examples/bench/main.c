@@ -48,7 +48,24 @@ static void usage(FILE *f)
 
 struct totals {
 	uint64_t rx_pkts, rx_bytes, tx_pkts, tx_bytes, drops;
+	uint64_t rx_calls, tx_calls; /* calls that moved frames */
 };
+
+/* A call that moves frames ends in one notification decision, sent or
+ * suppressed (not counted when the queue has no call fd at all): frames per
+ * such call tell how bursty the data plane is. */
+static uint64_t busy_calls(const struct vhu_vq *vq)
+{
+	struct vhu_vq_stats st;
+
+	vhu_vq_stats(vq, &st);
+	return st.calls + st.calls_suppressed;
+}
+
+static double per_call(uint64_t pkts, uint64_t calls)
+{
+	return calls ? (double)pkts / (double)calls : 0.0;
+}
 
 /* rx: frames from the guest (TX queues); tx: frames to the guest (RX queues). */
 static void sum_stats(struct bench *b, struct totals *t)
@@ -63,6 +80,8 @@ static void sum_stats(struct bench *b, struct totals *t)
 		t->rx_bytes += from_guest.bytes;
 		t->tx_pkts += to_guest.packets;
 		t->tx_bytes += to_guest.bytes;
+		t->rx_calls += busy_calls(vhu_dev_vq(b->dev, (uint16_t)(2 * i + 1)));
+		t->tx_calls += busy_calls(vhu_dev_vq(b->dev, (uint16_t)(2 * i)));
 		t->drops += to_guest.drop_no_buffers + to_guest.drop_too_big +
 			    to_guest.drop_bad_header + from_guest.drop_too_big +
 			    from_guest.drop_bad_header + from_guest.drop_ring_error +
@@ -217,12 +236,15 @@ int main(int argc, char **argv)
 		vhu_dev_poll(b.dev, 100);
 		if (now_s() >= next) {
 			sum_stats(&b, &cur);
-			printf("vhu-bench: from-guest %" PRIu64 " pps %.1f Mbit/s | to-guest %"
-			       PRIu64 " pps %.1f Mbit/s | drops %" PRIu64 "\n",
+			printf("vhu-bench: from-guest %" PRIu64 " pps %.1f Mbit/s "
+			       "%.1f/call | to-guest %" PRIu64 " pps %.1f Mbit/s "
+			       "%.1f/call | drops %" PRIu64 "\n",
 			       cur.rx_pkts - last.rx_pkts,
 			       (double)(cur.rx_bytes - last.rx_bytes) * 8 / 1e6,
+			       per_call(cur.rx_pkts - last.rx_pkts, cur.rx_calls - last.rx_calls),
 			       cur.tx_pkts - last.tx_pkts,
 			       (double)(cur.tx_bytes - last.tx_bytes) * 8 / 1e6,
+			       per_call(cur.tx_pkts - last.tx_pkts, cur.tx_calls - last.tx_calls),
 			       cur.drops - last.drops);
 			fflush(stdout);
 			last = cur;
