@@ -10,7 +10,8 @@
 # Asserted: frames flowed both ways, and each side received what the other
 # sent but for frames still in a ring when the front-end stopped
 # (0 <= testpmd TX - vhu-bench from-guest <= ring size * queues, and
-# 0 <= vhu-bench to-guest - testpmd RX <= ring size * queues).
+# 0 <= vhu-bench to-guest - testpmd RX <= ring size * queues), and
+# vhu-bench's frames per call that moved any are within one burst.
 #
 # Cases: split, packed (packed_vq=1), mrg (mrg_rxbuf=1), inorder
 # (in_order=1, with mrg_rxbuf=0), mq (queues=2), server (server=1: testpmd
@@ -112,6 +113,14 @@ run_case() {
 		((to >= rx && to - rx <= ring * nq)) ||
 			case_error "vhu-bench delivered $to, testpmd received $rx"
 	fi
+	# Frames per call that moved any, each way: one to a burst (32).
+	local line per
+	line=$(grep -E 'from-guest [1-9][0-9]* pps .* to-guest [1-9][0-9]* pps' "$dir/bench.out" | tail -n 1)
+	per=$(grep -oE '[0-9.]+/call' <<<"$line" | tr -d '/cal' | tr '\n' ' ')
+	echo "  frames per busy call (from-guest, to-guest): ${per:-?}"
+	awk -v p="$per" 'BEGIN { n = split(p, v, " "); if (n != 2) exit 1
+		for (i = 1; i <= n; i++) if (v[i] < 1 || v[i] > 32) exit 1 }' ||
+		case_error "frames per call not within 1..32: '${per}' in '${line}'"
 	case_end "$dir/bench.out" "$dir/bench.err" "$dir/testpmd.out" "$dir/testpmd.err"
 	kill_children
 }
