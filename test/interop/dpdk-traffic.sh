@@ -116,7 +116,7 @@ run_case() {
 	# Frames per call that moved any, each way: one to a burst (32).
 	local line per
 	line=$(grep -E 'from-guest [1-9][0-9]* pps .* to-guest [1-9][0-9]* pps' "$dir/bench.out" | tail -n 1)
-	per=$(grep -oE '[0-9.]+/call' <<<"$line" | tr -d '/cal' | tr '\n' ' ')
+	per=$(grep -oE '[0-9.]+/call' <<<"$line" | sed 's|/call||' | tr '\n' ' ')
 	echo "  frames per busy call (from-guest, to-guest): ${per:-?}"
 	awk -v p="$per" 'BEGIN { n = split(p, v, " "); if (n != 2) exit 1
 		for (i = 1; i <= n; i++) if (v[i] < 1 || v[i] > 32) exit 1 }' ||
