@@ -16,7 +16,8 @@
 #define VHU_TRANSPORT_FEATURES                                             \
 	(VHU_BIT(VHU_F_VERSION_1) | VHU_BIT(VHU_F_PROTOCOL_FEATURES) |      \
 	 VHU_BIT(VHU_F_INDIRECT_DESC) | VHU_BIT(VHU_F_EVENT_IDX) |          \
-	 VHU_BIT(VHU_F_RING_PACKED) | VHU_BIT(VHU_F_IN_ORDER))
+	 VHU_BIT(VHU_F_RING_PACKED) | VHU_BIT(VHU_F_IN_ORDER) |             \
+	 VHU_BIT(VHU_F_LOG_ALL))
 
 /* Bits 24..49 belong to the transport, not to a device type. */
 #define VHU_TRANSPORT_RANGE (((1ULL << 50) - 1) & ~((1ULL << 24) - 1))
@@ -26,7 +27,8 @@
 	(VHU_BIT(VHU_PF_MQ) | VHU_BIT(VHU_PF_REPLY_ACK) |                    \
 	 VHU_BIT(VHU_PF_BACKEND_REQ) | VHU_BIT(VHU_PF_RESET_DEVICE) |        \
 	 VHU_BIT(VHU_PF_INBAND_NOTIFICATIONS) |                              \
-	 VHU_BIT(VHU_PF_CONFIGURE_MEM_SLOTS) | VHU_BIT(VHU_PF_STATUS))
+	 VHU_BIT(VHU_PF_CONFIGURE_MEM_SLOTS) | VHU_BIT(VHU_PF_STATUS) |      \
+	 VHU_BIT(VHU_PF_LOG_SHMFD))
 
 /* Messages handled per readable event, so one chatty front-end cannot
  * starve the other devices of the same loop. */
@@ -207,6 +209,7 @@ void vhu_dev_reset_state(struct vhu_dev *dev)
 {
 	for (uint16_t i = 0; i < dev->nvq; i++)
 		vhu_vq_reset(&dev->vqs[i]);
+	vhu_dirty_log_clear(dev);
 	vhu_mem_clear(&dev->mem);
 	vhu_backend_close(dev);
 	if (dev->log_call_fd >= 0)

@@ -75,8 +75,13 @@ int vhu_h_set_features(struct vhu_dev *dev, struct vhu_rx *rx,
 			"rings run", (unsigned long long)f);
 		return -EBUSY;
 	}
+	if ((f ^ dev->features) & VHU_BIT(VHU_F_LOG_ALL))
+		vhu_info(&dev->lg, "dirty-page logging %s",
+			 (f & VHU_BIT(VHU_F_LOG_ALL)) ? "on" : "off");
 	dev->features = f;
 	dev->features_set = true;
+	/* Before the reply: every burst from now on logs (or not). */
+	vhu_dirty_log_update(dev);
 	vhu_info(&dev->lg, "features negotiated: 0x%llx", (unsigned long long)f);
 	if (dev->ops.features_set)
 		dev->ops.features_set(dev, dev->opaque, f);
@@ -119,6 +124,14 @@ int vhu_h_set_mem_table(struct vhu_dev *dev, struct vhu_rx *rx,
 		return rc;
 	vhu_info(&dev->lg, "memory table: %u regions", n);
 	return 0;
+}
+
+int vhu_h_set_log_base(struct vhu_dev *dev, struct vhu_rx *rx,
+		       struct vhu_reply *reply)
+{
+	struct vhu_log msg = rx->msg.u.log;
+
+	return vhu_dirty_log_set_base(dev, &msg, vhu_rx_take_fd(rx, 0));
 }
 
 int vhu_h_set_log_fd(struct vhu_dev *dev, struct vhu_rx *rx,
@@ -172,6 +185,14 @@ int vhu_h_set_vring_addr(struct vhu_dev *dev, struct vhu_rx *rx,
 	if ((a->flags & VHU_VRING_F_LOG) && !vhu_has_feature(dev, VHU_F_LOG_ALL)) {
 		vhu_err(&dev->lg, "queue %u: used-ring logging without LOG_ALL",
 			vq->index);
+		return -EINVAL;
+	}
+	/* vhu logs what it writes by its own translation, never at
+	 * log_guest_addr; an address outside guest memory is still wrong. */
+	if ((a->flags & VHU_VRING_F_LOG) && vhu_mem_nregions(&dev->mem) &&
+	    !vhu_mem_find(vhu_mem_current(&dev->mem), a->log_guest_addr)) {
+		vhu_err(&dev->lg, "queue %u: log_guest_addr 0x%llx is outside guest "
+			"memory", vq->index, (unsigned long long)a->log_guest_addr);
 		return -EINVAL;
 	}
 	if (vq->started && (a->desc_user_addr != vq->addr.desc_user_addr ||
@@ -380,6 +401,7 @@ int vhu_h_reset_device(struct vhu_dev *dev, struct vhu_rx *rx,
 	dev->features = 0;
 	dev->features_set = false;
 	dev->status = 0;
+	vhu_dirty_log_update(dev);
 	return 0;
 }
 

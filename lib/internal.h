@@ -12,6 +12,7 @@
 #include <vhu/vq.h>
 
 #include "conn.h"
+#include "dirty_log.h"
 #include "log.h"
 #include "mem.h"
 #include "proto.h"
@@ -60,6 +61,8 @@ struct vhu_vq {
 	const struct vhu_memtable *mt; /* the burst's memory table */
 	const struct vhu_region *rhint; /* region of mt last translated in */
 	uint32_t burst_state;          /* dp_state seen by vhu_vq_begin() */
+	/* The dirty log the burst marks (LOG_ALL on), else NULL. */
+	const struct vhu_dirty_log *burst_log;
 	uint32_t used_since_signal;    /* packed: descs used since last notify */
 	struct vring_desc *bounce;     /* indirect tables that cross regions */
 	_Atomic int kick_fd;
@@ -112,6 +115,12 @@ struct vhu_dev {
 
 	struct vhu_mem mem;
 
+	/* Dirty-page logging (dirty_log.h). */
+	struct vhu_dirty_log *_Atomic dp_log; /* what bursts mark, or NULL */
+	struct vhu_dirty_log *dirty_log;      /* the last SET_LOG_BASE */
+	struct vhu_dirty_log *log_stale;      /* replaced, a burst overstayed */
+	bool log_held; /* LOG_ALL without a log: rings do not run */
+
 	/* Connection. */
 	enum { VHU_MODE_NONE, VHU_MODE_SERVER, VHU_MODE_CLIENT, VHU_MODE_FD } mode;
 	char path[108];
@@ -160,6 +169,8 @@ void vhu_vq_set_err_fd(struct vhu_vq *vq, int fd);
 void vhu_vq_mem_change(struct vhu_vq *vq, const struct vhu_memtable *t,
 		       enum vhu_mem_phase phase);
 void vhu_vq_mark_broken(struct vhu_vq *vq);
+/* vhu_dev.log_held changed: pause or run the ring again. */
+void vhu_vq_hold_changed(struct vhu_vq *vq);
 void vhu_vq_fill_info(const struct vhu_vq *vq, struct vhu_queue_info *info);
 uint32_t vhu_vq_get_base(const struct vhu_vq *vq);
 int vhu_vq_set_base(struct vhu_vq *vq, uint32_t num);

@@ -74,6 +74,7 @@ int vhu_h_set_features(struct vhu_dev *, struct vhu_rx *, struct vhu_reply *);
 int vhu_h_set_owner(struct vhu_dev *, struct vhu_rx *, struct vhu_reply *);
 int vhu_h_reset_owner(struct vhu_dev *, struct vhu_rx *, struct vhu_reply *);
 int vhu_h_set_mem_table(struct vhu_dev *, struct vhu_rx *, struct vhu_reply *);
+int vhu_h_set_log_base(struct vhu_dev *, struct vhu_rx *, struct vhu_reply *);
 int vhu_h_set_log_fd(struct vhu_dev *, struct vhu_rx *, struct vhu_reply *);
 int vhu_h_set_vring_num(struct vhu_dev *, struct vhu_rx *, struct vhu_reply *);
 int vhu_h_set_vring_addr(struct vhu_dev *, struct vhu_rx *, struct vhu_reply *);

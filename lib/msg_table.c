@@ -37,9 +37,10 @@ static const struct vhu_req_info req_table[VHU_REQ_MAX] = {
 	    vhu_h_reset_owner),
 	REQ(SET_MEM_TABLE, "SET_MEM_TABLE", MEM_MIN, MEM_MAX, VHU_FDS_REGIONS,
 	    VHU_REPLY_ACK, OWNER | FEAT, -1, vhu_h_set_mem_table),
+	/* With LOG_SHMFD the front-end always waits for a reply. */
 	REQ(SET_LOG_BASE, "SET_LOG_BASE", sizeof(struct vhu_log),
-	    sizeof(struct vhu_log), VHU_FDS_ONE, VHU_REPLY_ACK, OWNER,
-	    VHU_PF_LOG_SHMFD, NULL),
+	    sizeof(struct vhu_log), VHU_FDS_ONE, VHU_REPLY_STATUS, OWNER,
+	    VHU_PF_LOG_SHMFD, vhu_h_set_log_base),
 	REQ(SET_LOG_FD, "SET_LOG_FD", 0, 0, VHU_FDS_ONE, VHU_REPLY_ACK, OWNER, -1,
 	    vhu_h_set_log_fd),
 	REQ(SET_VRING_NUM, "SET_VRING_NUM", STATE, STATE, VHU_FDS_NONE,

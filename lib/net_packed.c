@@ -117,9 +117,11 @@ unsigned vhu_net_rx_packed(struct vhu_vq *vq, const struct vhu_net_pkt *pkts,
 	unsigned i;
 
 	/* Another request in flight (the application's own vhu_vq_pop()):
-	 * used descriptors do not go where the buffers came from. */
+	 * used descriptors do not go where the buffers came from.  While
+	 * pages are logged for a migration, vhu_vq_push() logs them. */
 	*empty = false;
-	if (vq->used_idx != p.idx || vq->used_wrap != p.wrap || n == 0)
+	if (vq->used_idx != p.idx || vq->used_wrap != p.wrap || n == 0 ||
+	    vq->burst_log)
 		return 0;
 	for (i = 0; i < n && i < size; i++) {
 		const struct vhu_net_pkt *f = &pkts[i];
@@ -182,7 +184,8 @@ unsigned vhu_net_tx_packed(struct vhu_vq *vq, struct vhu_net_pkt *pkts,
 	unsigned i;
 
 	*empty = false;
-	if (vq->used_idx != p.idx || vq->used_wrap != p.wrap || n == 0)
+	if (vq->used_idx != p.idx || vq->used_wrap != p.wrap || n == 0 ||
+	    vq->burst_log)
 		return 0;
 	for (i = 0; i < n && i < size; i++) {
 		struct vring_packed_desc *d = &ring[p.idx];

@@ -33,7 +33,12 @@ static uint32_t burst_check_lost_memory(struct vhu_vq *vq)
 {
 	const struct vhu_region *r = vhu_mem_lost_region(vq->mt);
 
-	if (r)
+	if (vq->burst_log &&
+	    atomic_load_explicit(&vq->burst_log->lost, memory_order_relaxed))
+		vhu_vq_fail(vq, "the dirty log vanished under its mapping (file "
+			    "truncated?); the SIGBUS guard replaced it with zero "
+			    "pages, and writes can no longer be logged");
+	else if (r)
 		vhu_vq_fail(vq, "guest memory at gpa 0x%llx (size 0x%llx) vanished "
 			    "under a mapping (file truncated?); the SIGBUS guard "
 			    "replaced it with zero pages",
@@ -53,6 +58,8 @@ unsigned vhu_vq_begin(struct vhu_vq *vq)
 	/* Acquire pairs with the release in vq_publish() (vring.c). */
 	s = atomic_load_explicit(&vq->dp_state, memory_order_acquire);
 	vq->burst_state = s;
+	/* Acquire pairs with the release in log_publish() (dirty_log.c). */
+	vq->burst_log = atomic_load_explicit(&vq->dev->dp_log, memory_order_acquire);
 	/* Acquire pairs with the release in vhu_guard_handle_fault(). */
 	if (unlikely(atomic_load_explicit(&vq->dev->mem.faults,
 					  memory_order_acquire)) &&
@@ -71,6 +78,7 @@ void vhu_vq_end(struct vhu_vq *vq)
 {
 	vq->mt = NULL;
 	vq->burst_state = 0;
+	vq->burst_log = NULL;
 	vhu_mem_read_end(&vq->reader);
 }
 
@@ -179,11 +187,23 @@ int vhu_vq_push(struct vhu_vq *vq, const struct vhu_req *reqs,
 		return s & VHU_DP_BROKEN ? -EIO : -EAGAIN;
 	if (n == 0)
 		return 0;
+	uint16_t old_used = vq->used_idx;
+	bool old_wrap = vq->used_wrap;
+
 	rc = vq->packed ? vhu_vq_push_packed(vq, reqs, written, n)
 			: vhu_vq_push_split(vq, reqs, written, n);
 	if (rc == 0) {
 		STAT_ADD(vq, st_pushed, n);
 		vq->pending_used = (uint16_t)(vq->pending_used + n);
+		if (unlikely(vq->burst_log)) {
+			/* Packed: descriptors from the old used position to
+			 * the new one, a lap counted by the wrap counter. */
+			uint32_t descs = (uint32_t)vq->used_idx +
+					 (vq->used_wrap != old_wrap ? vq->size : 0) -
+					 old_used;
+
+			vhu_dirty_log_push(vq, reqs, written, n, old_used, descs);
+		}
 	}
 	return rc;
 }
@@ -239,10 +259,26 @@ int vhu_vq_set_kicks(struct vhu_vq *vq, bool on)
 {
 	uint32_t s;
 
+	int rc;
+
 	if (!burst_running(vq, &s))
 		return 0;
-	return vq->packed ? vhu_vq_set_kicks_packed(vq, on)
-			  : vhu_vq_set_kicks_split(vq, on);
+	rc = vq->packed ? vhu_vq_set_kicks_packed(vq, on)
+			: vhu_vq_set_kicks_split(vq, on);
+	if (unlikely(vq->burst_log))
+		vhu_dirty_log_kicks(vq);
+	return rc;
+}
+
+int vhu_vq_log_write(struct vhu_vq *vq, const void *addr, size_t len)
+{
+	uint32_t s;
+
+	if (!burst_running(vq, &s))
+		return s & VHU_DP_BROKEN ? -EIO : -EAGAIN;
+	if (likely(!vq->burst_log) || len == 0)
+		return 0;
+	return vhu_dirty_log_host(vq, addr, len);
 }
 
 bool vhu_vq_avail(struct vhu_vq *vq)

@@ -45,7 +45,7 @@ static void vq_publish(struct vhu_vq *vq, bool clear_broken)
 		if (!clear_broken && (old & VHU_DP_BROKEN))
 			vq->broken = true;
 		s = 0;
-		if (vq->started && !vq->broken)
+		if (vq->started && !vq->broken && !vq->dev->log_held)
 			s |= VHU_DP_RUNNING;
 		if (vq->enabled)
 			s |= VHU_DP_ENABLED;
@@ -117,6 +117,29 @@ void vhu_vq_set_call_fd(struct vhu_vq *vq, int fd)
 void vhu_vq_set_err_fd(struct vhu_vq *vq, int fd)
 {
 	swap_fd(vq, &vq->err_fd, fd);
+}
+
+/* A data plane that saw the queue paused may be asleep on the kick fd:
+ * wake it to look again. */
+static void vq_wake(struct vhu_vq *vq)
+{
+	int kfd = atomic_load_explicit(&vq->kick_fd, memory_order_relaxed);
+	uint64_t one = 1;
+
+	if (kfd >= 0 && write(kfd, &one, sizeof(one)) < 0)
+		vhu_warn(&vq->dev->lg, "queue %u: wake-up kick failed", vq->index);
+}
+
+void vhu_vq_hold_changed(struct vhu_vq *vq)
+{
+	if (!vq->started || vq->broken)
+		return;
+	if (vq->dev->log_held) {
+		vq_pause(vq); /* a burst in progress ends first */
+		return;
+	}
+	vq_publish_state(vq);
+	vq_wake(vq);
 }
 
 /* The queue is unusable until the front-end sets it up again: stop the data
@@ -290,14 +313,7 @@ void vhu_vq_mem_change(struct vhu_vq *vq, const struct vhu_memtable *t,
 		vq->avail = a;
 		vq->used = u;
 		vq_publish_state(vq);
-		/* A data plane that saw the queue paused may be asleep on the
-		 * kick fd: wake it to look again. */
-		int kfd = atomic_load_explicit(&vq->kick_fd, memory_order_relaxed);
-		uint64_t one = 1;
-
-		if (kfd >= 0 && write(kfd, &one, sizeof(one)) < 0)
-			vhu_warn(&vq->dev->lg, "queue %u: kick after remap failed",
-				 vq->index);
+		vq_wake(vq);
 	}
 	vq->remap = 0;
 }
@@ -361,6 +377,21 @@ uint32_t vhu_vq_get_base(const struct vhu_vq *vq)
 	       ((uint32_t)vq->used_wrap << (16 + VHU_PACKED_WRAP_BIT));
 }
 
+/*
+ * Can the device have used up to (@used, @uwrap) and taken up to (@avail,
+ * @awrap)?  The used position trails the avail one by 0 .. @size
+ * descriptors (@size 0: not known yet, anything goes).
+ */
+static bool packed_base_consistent(uint32_t size, uint16_t avail, bool awrap,
+				   uint16_t used, bool uwrap)
+{
+	if (!size)
+		return true;
+	if (awrap == uwrap)
+		return avail >= used;
+	return avail <= used; /* avail is a lap ahead: at most a ring */
+}
+
 int vhu_vq_set_base(struct vhu_vq *vq, uint32_t num)
 {
 	struct vhu_dev *dev = vq->dev;
@@ -383,6 +414,14 @@ int vhu_vq_set_base(struct vhu_vq *vq, uint32_t num)
 		if (vq->size && (avail >= vq->size || used >= vq->size)) {
 			vhu_err(&dev->lg, "queue %u: packed base avail %u used %u "
 				"beyond ring size %u", vq->index, avail, used, vq->size);
+			return -EINVAL;
+		}
+		if (!packed_base_consistent(vq->size, avail,
+					    num & (1u << VHU_PACKED_WRAP_BIT), used,
+					    num & (1u << (16 + VHU_PACKED_WRAP_BIT)))) {
+			vhu_err(&dev->lg, "queue %u: packed base 0x%x: the used "
+				"position is not within a ring behind the avail one",
+				vq->index, num);
 			return -EINVAL;
 		}
 		vq->last_avail_idx = avail;

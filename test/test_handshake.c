@@ -818,8 +818,9 @@ START_TEST(vring_base_packed)
 	struct vhu_queue_info qi;
 	struct vhu_fe *fe;
 	uint32_t base = 0;
-	/* avail slot 5 wrap 0, used slot 3 wrap 1 */
-	uint32_t want = 5u | (3u | 1u << VHU_PACKED_WRAP_BIT) << 16;
+	/* avail slot 5 wrap 0, used slot 60 wrap 1: 9 descriptors in flight
+	 * across the end of the ring */
+	uint32_t want = 5u | (60u | 1u << VHU_PACKED_WRAP_BIT) << 16;
 
 	start_server_fe(&fe, true, true);
 	assert_fe_ok(vhu_fe_get_vring_base(fe, 1, &base), "GET_VRING_BASE");
@@ -831,7 +832,7 @@ START_TEST(vring_base_packed)
 	queue_info(1, &qi);
 	ck_assert_uint_eq(qi.last_avail_idx, 5);
 	ck_assert(!qi.avail_wrap);
-	ck_assert_uint_eq(qi.used_idx, 3);
+	ck_assert_uint_eq(qi.used_idx, 60);
 	ck_assert(qi.used_wrap);
 	assert_fe_ok(vhu_fe_set_vring_kick(fe, 1, vhu_fe_queue_kick_fd(fe, 1)),
 		     "SET_VRING_KICK");
@@ -852,6 +853,13 @@ START_TEST(vring_base_packed)
 	ck_assert_int_eq(vhu_fe_set_vring_base(fe, 1, 64u | 1u << 15), -EREMOTEIO);
 	ck_assert_int_eq(vhu_fe_set_vring_base(fe, 1, 0x8000u | (70u << 16)),
 			 -EREMOTEIO);
+	/* Used ahead of avail, or more than a ring behind it (class 43):
+	 * no position a device can be at. */
+	ck_assert_int_eq(vhu_fe_set_vring_base(fe, 1, 5u | 1u << 15 |
+					       (9u | 1u << 15) << 16), -EREMOTEIO);
+	ck_assert_int_eq(vhu_fe_set_vring_base(fe, 1, 5u | (3u | 1u << 15) << 16),
+			 -EREMOTEIO);
+	ck_assert_int_eq(vhu_fe_set_vring_base(fe, 1, 5u | 3u << 16), 0);
 	fe_sync(fe);
 	stop_server_fe(fe);
 }

@@ -35,6 +35,7 @@
 #define VHU_VQ_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <vhu/dev.h>
@@ -94,6 +95,12 @@ VHU_API int vhu_vq_pop(struct vhu_vq *vq, struct vhu_req *reqs, unsigned max,
  * With VIRTIO_F_IN_ORDER negotiated, requests must be returned in the order
  * they were taken.  Returns 0, -EAGAIN outside a running burst, -EINVAL
  * for a request the queue never handed out, -EIO on a broken ring.
+ *
+ * During a live migration (the front-end turned dirty-page logging on)
+ * this also logs the pages of the first @written[i] bytes of request i's
+ * device-writable segments, and the ring entries it writes: report what
+ * you wrote truthfully and logging needs nothing more from you.  Writes
+ * into guest memory that @written does not cover: vhu_vq_log_write().
  */
 VHU_API int vhu_vq_push(struct vhu_vq *vq, const struct vhu_req *reqs,
 			const uint32_t *written, unsigned n);
@@ -113,6 +120,20 @@ VHU_API int vhu_vq_notify(struct vhu_vq *vq);
  * otherwise.
  */
 VHU_API int vhu_vq_set_kicks(struct vhu_vq *vq, bool on);
+
+/**
+ * vhu_vq_log_write() - during a live migration, log a write the
+ * application made into guest memory at @addr (a segment pointer, or
+ * anywhere inside the burst's guest memory) of @len bytes, which
+ * vhu_vq_push()'s @written does not cover: e.g. bytes beyond the count it
+ * reports, or memory it reached other than through a request's segments.
+ * Call it after the write and before the request is pushed, inside the
+ * burst.  Returns 0 (also when no migration is in progress: nothing is
+ * checked then, the call is one test), -EFAULT when @addr is not guest
+ * memory, -EAGAIN outside a running burst, -EIO when the queue broke (the
+ * log is too small for the page, or it vanished).
+ */
+VHU_API int vhu_vq_log_write(struct vhu_vq *vq, const void *addr, size_t len);
 
 /** vhu_vq_avail() - are requests available?  (Cheap: one index read.) */
 VHU_API bool vhu_vq_avail(struct vhu_vq *vq);
