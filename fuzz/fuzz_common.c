@@ -201,6 +201,20 @@ int fz_rings_up(struct fz_rings *r, uint64_t features, uint32_t size, int nq)
 	return 0;
 }
 
+void fz_log_up(struct fz_rings *r, struct fz_in *in)
+{
+	struct vhu_log msg = { .mmap_size = 1 + fz_u8(in) % 64 };
+	int fd;
+
+	if (!(r->dev->features & VHU_BIT(VHU_F_LOG_ALL)))
+		return;
+	fd = memfd_create("log", MFD_CLOEXEC);
+	if (fd < 0 || ftruncate(fd, 4096))
+		abort();
+	vhu_dirty_log_set_base(r->dev, &msg, fd); /* closes fd */
+	vhu_dirty_log_update(r->dev);
+}
+
 void fz_rings_down(struct fz_rings *r)
 {
 	vhu_dev_free(r->dev);
@@ -294,12 +308,14 @@ int fz_ring_target(const uint8_t *data, size_t size, bool packed)
 	uint64_t features = VHU_BIT(VHU_F_VERSION_1) |
 			    (packed ? VHU_BIT(VHU_F_RING_PACKED) : 0) |
 			    ((fbits & 1) ? VHU_BIT(VHU_F_INDIRECT_DESC) : 0) |
-			    ((fbits & 2) ? VHU_BIT(VHU_F_EVENT_IDX) : 0);
+			    ((fbits & 2) ? VHU_BIT(VHU_F_EVENT_IDX) : 0) |
+			    ((fbits & 4) ? VHU_BIT(VHU_F_LOG_ALL) : 0);
 	/* packed rings may have any size; split ones a power of 2 */
 	uint32_t qsize = packed ? 1u + fz_u8(&in) : 1u << (fz_u8(&in) % 9);
 
 	fz_check_fds();
 	if (fz_rings_up(&r, features, qsize, 1) == 0) {
+		fz_log_up(&r, &in);
 		/* driver area first: small inputs already make buffers available */
 		fz_bytes(&in, r.mem[0] + 0x6000, in.left < 0x40 ? in.left : 0x40);
 		fz_bytes(&in, r.mem[0], in.left < 0x400 ? in.left : 0x400);

@@ -50,6 +50,10 @@ struct fz_rings {
  * avail/driver area 0x2000 (+0x800 for queue 1), used/device 0x3000. */
 int fz_rings_up(struct fz_rings *r, uint64_t features, uint32_t size, int nq);
 void fz_rings_down(struct fz_rings *r);
+/* When @features has VHOST_F_LOG_ALL: a dirty log of a size the input
+ * chooses (too small for guest memory at times: the rings are then held),
+ * as SET_LOG_BASE installs it. */
+void fz_log_up(struct fz_rings *r, struct fz_in *in);
 /* Apply "guest writes" from the input: offset/length/bytes into memory. */
 void fz_guest_writes(struct fz_rings *r, struct fz_in *in, unsigned max);
 

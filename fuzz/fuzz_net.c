@@ -24,7 +24,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			    ((fbits & 16) ? VHU_BIT(VHU_NET_F_CSUM) | VHU_BIT(VHU_NET_F_HOST_TSO4) |
 						    VHU_BIT(VHU_NET_F_GUEST_CSUM) |
 						    VHU_BIT(VHU_NET_F_GUEST_TSO4)
-					  : 0);
+					  : 0) |
+			    ((fbits & 32) ? VHU_BIT(VHU_F_LOG_ALL) : 0);
 	uint32_t qsize = (fbits & 2) ? 1u + fz_u8(&in) % 64 : 1u << (fz_u8(&in) % 7);
 	static uint8_t bufs_store[4][2048];
 	void *bufs[4] = { bufs_store[0], bufs_store[1], bufs_store[2], bufs_store[3] };
@@ -33,6 +34,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	fz_check_fds();
 	if (fz_rings_up(&r, features, qsize, 2) == 0) {
+		fz_log_up(&r, &in);
 		fz_bytes(&in, r.mem[0], in.left < 0x600 ? in.left : 0x600);      /* q0 desc */
 		fz_bytes(&in, r.mem[0] + 0x6000, in.left < 0x200 ? in.left : 0x200);
 		fz_bytes(&in, r.mem[0] + 0x8000, in.left < 0x600 ? in.left : 0x600); /* q1 */
