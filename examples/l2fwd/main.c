@@ -241,8 +241,12 @@ int main(int argc, char **argv)
 	struct vhu_dev_opts d = {
 		.sz = sizeof(d),
 		.name = "l2fwd",
+		/* GUEST_ANNOUNCE: after a live migration the guest announces
+		 * itself (gratuitous ARPs, forwarded like any frame); a
+		 * front-end that cannot ask it to sends SEND_RARP instead. */
 		.device_features = (1ull << VHU_NET_F_MRG_RXBUF) |
-				   (1ull << VHU_NET_F_MQ) | (1ull << VHU_NET_F_CSUM),
+				   (1ull << VHU_NET_F_MQ) | (1ull << VHU_NET_F_CSUM) |
+				   (1ull << VHU_NET_F_GUEST_ANNOUNCE),
 		.num_queues = 2 * L2_MAX_PAIRS,
 		.queue_pairs = true,
 		.min_ready_queues = 2,
