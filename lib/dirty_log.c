@@ -217,10 +217,20 @@ int vhu_dirty_log_set_base(struct vhu_dev *dev, const struct vhu_log *msg, int f
 
 void vhu_dirty_log_clear(struct vhu_dev *dev)
 {
-	atomic_store_explicit(&dev->dp_log, NULL, memory_order_relaxed);
-	log_unmap(dev->dirty_log);
+	struct vhu_dirty_log *l = dev->dirty_log;
+
+	/* No feature, no log: publish NULL and wait, as for any change (a
+	 * burst on a stopped queue may still hold the pointer). */
+	dev->features &= ~VHU_BIT(VHU_F_LOG_ALL);
 	dev->dirty_log = NULL;
 	dev->log_held = false;
+	if (log_publish(dev))
+		log_unmap(l);
+	else if (l) {
+		l->next_stale = dev->log_stale;
+		dev->log_stale = l;
+		return;
+	}
 	log_release_stale(dev);
 }
 

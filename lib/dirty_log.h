@@ -49,7 +49,8 @@ int vhu_dirty_log_set_base(struct vhu_dev *dev, const struct vhu_log *msg, int f
 /* Features changed (LOG_ALL on or off): publish what the data plane logs
  * into, and hold or release the rings (docs/migration.md). */
 void vhu_dirty_log_update(struct vhu_dev *dev);
-/* Disconnect or free: unmap every log; no queue may be running. */
+/* Disconnect or free: logging off, every log unmapped once no burst can
+ * use it (a log a burst still overstays is released at the next clear). */
 void vhu_dirty_log_clear(struct vhu_dev *dev);
 /* Must a started ring be held (not run)?  LOG_ALL is on with no log: its
  * writes could not be logged. */
