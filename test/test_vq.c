@@ -554,6 +554,46 @@ START_TEST(stop_during_burst)
 }
 END_TEST
 
+/*
+ * QEMU 7.2's stop order with STATUS negotiated: SET_STATUS 0, then
+ * GET_VRING_BASE, while the ring still holds buffers the device never
+ * took (class 43).  The base is where the ring stopped: after the two
+ * requests used, before the two still available; packed, both halves.
+ */
+START_TEST(status_zero_then_get_base)
+{
+	struct env e;
+	struct env_opts o = { .packed = _i & 1 };
+	struct vhu_req req;
+	struct vhu_seg segs[4];
+	uint32_t base = 0;
+
+	env_up(&e, &o);
+	for (int i = 0; i < 4; i++) {
+		struct vhu_fe_buf b = { galloc(&e, 256), 256 };
+
+		ck_assert_int_ge(vhu_fe_ring_add(ring(&e, 0), &b, 0, 1, NULL), 0);
+	}
+	ck_assert_int_eq(vhu_fe_queue_notify(e.fe, 0), 0);
+	for (int i = 0; i < 2; i++) {
+		pop_one(&e, 0, &req, segs, 4);
+		push_one(&e, 0, &req, 100);
+	}
+	ck_assert_int_eq(vhu_fe_set_status(e.fe, 0), 0);
+	ck_assert_int_eq(vhu_fe_get_vring_base(e.fe, 0, &base), 0);
+	if (o.packed)
+		ck_assert_uint_eq(base, (2u | 1u << 15) * 0x10001u);
+	else
+		ck_assert_uint_eq(base, 2);
+	/* stopped: the two buffers left are not taken any more */
+	struct vhu_vq *vq = vhu_dev_vq(e.dev, 0);
+	ck_assert(!(vhu_vq_begin(vq) & VHU_VQ_RUNNING));
+	ck_assert_int_eq(vhu_vq_pop(vq, &req, 1, segs, 4), 0);
+	vhu_vq_end(vq);
+	env_down(&e);
+}
+END_TEST
+
 /* Reap used buffers until @want have come back in all (@used so far),
  * for up to TMO ms; returns the new count. */
 static unsigned reap_until(struct vhu_fe_ring *r, unsigned used, unsigned want)
@@ -1059,6 +1099,7 @@ int main(void)
 	tcase_add_loop_test(b, ring_sizes, 0, 2);
 	tcase_add_loop_test(b, segment_capacity, 0, 2);
 	tcase_add_loop_test(b, stop_during_burst, 0, 2);
+	tcase_add_loop_test(b, status_zero_then_get_base, 0, 2);
 	tcase_add_checked_fixture(h, NULL, spinner_teardown);
 	tcase_add_checked_fixture(h, aftermath_setup, aftermath_teardown);
 	tcase_add_loop_test(h, hostile_split, 0, SC_COUNT);
