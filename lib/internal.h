@@ -173,6 +173,11 @@ void vhu_vq_mark_broken(struct vhu_vq *vq);
 void vhu_vq_hold_changed(struct vhu_vq *vq);
 void vhu_vq_fill_info(const struct vhu_vq *vq, struct vhu_queue_info *info);
 uint32_t vhu_vq_get_base(const struct vhu_vq *vq);
+
+/* vq_recover.c: find a packed ring's position from the ring itself, at
+ * start: 0 with both positions set, -EIO when none fits (logged),
+ * -ENOMEM. */
+int vhu_vq_recover_packed(struct vhu_vq *vq);
 int vhu_vq_set_base(struct vhu_vq *vq, uint32_t num);
 
 /* backend_chan.c */

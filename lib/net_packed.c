@@ -154,6 +154,7 @@ unsigned vhu_net_rx_packed(struct vhu_vq *vq, const struct vhu_net_pkt *pkts,
 		sum += f->len;
 		/* Used in place: the id is the driver's own, still there. */
 		st32(&d->len, (uint32_t)need);
+		put_used_tag(d, 1);
 		if (i == 0)
 			head_flags = p.used_bits | VRING_DESC_F_WRITE;
 		else /* Release: this slot's length before its flags. */
@@ -220,6 +221,7 @@ unsigned vhu_net_tx_packed(struct vhu_vq *vq, struct vhu_net_pkt *pkts,
 		 * (below); else each slot is used in place, nothing written. */
 		if (!in_order) {
 			st32(&d->len, 0);
+			put_used_tag(d, 1);
 			if (i > 0) /* Release: this slot's length before its flags. */
 				st16_release(&d->flags, p.used_bits);
 		}
@@ -232,6 +234,7 @@ unsigned vhu_net_tx_packed(struct vhu_vq *vq, struct vhu_net_pkt *pkts,
 		 * first slot; the driver counts the buffers before it. */
 		st16(&ring[first].id, last_id);
 		st32(&ring[first].len, 0);
+		put_used_tag(&ring[first], i);
 	}
 	/* Release, barrier [used-flags]: as in vhu_vq_push_packed(). */
 	st16_release(&ring[first].flags, head_flags);

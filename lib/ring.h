@@ -104,6 +104,11 @@ static inline void st32(void *p, uint32_t v)
 	__atomic_store_n((uint32_t *)p, vhu_le32(v), __ATOMIC_RELAXED);
 }
 
+static inline void st64_release(void *p, uint64_t v)
+{
+	__atomic_store_n((uint64_t *)p, vhu_le64(v), __ATOMIC_RELEASE);
+}
+
 static inline void st16_release(void *p, uint16_t v)
 {
 	__atomic_store_n((uint16_t *)p, vhu_le16(v), __ATOMIC_RELEASE);

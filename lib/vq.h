@@ -203,6 +203,23 @@ static inline bool vq_has_avail(const struct vhu_vq *vq)
 	       ld16(VRING_AVAIL_IDX(vq->avail)) != vq->last_avail_idx;
 }
 
+/*
+ * vhu's mark in the address field of each used descriptor it writes on a
+ * packed ring (a field the driver does not use there): the number of
+ * ring descriptors the used one stands for.  It lets vhu find the ring's
+ * position after a crash (vq_recover.c).  Written after the id and length,
+ * before the flags.
+ */
+#define VHU_USED_TAG 0x7668750000000000ull /* "vhu" */
+#define VHU_USED_TAG_MASK 0xffffffffffff0000ull
+
+static inline void put_used_tag(struct vring_packed_desc *d, uint32_t ndesc)
+{
+	/* Release, barrier [used-tag]: the id and length before the tag, so a
+	 * tagged descriptor found after a crash has both (vq_recover.c step 3). */
+	st64_release(&d->addr, VHU_USED_TAG | ndesc);
+}
+
 /* Split and packed implementations (vq_split.c, vq_packed.c). */
 int vhu_vq_pop_split(struct vhu_vq *vq, struct vhu_req *reqs, unsigned max,
 		     struct vhu_seg *segs, unsigned nsegs);

@@ -262,6 +262,7 @@ static bool push_in_order(struct vhu_vq *vq, const struct vhu_req *reqs,
 		return false;
 	st16(&ring[vq->used_idx].id, reqs[n - 1].id);
 	st32(&ring[vq->used_idx].len, 0);
+	put_used_tag(&ring[vq->used_idx], used);
 	/* Release, barrier [used-flags]: as in vhu_vq_push_packed(). */
 	st16_release(&ring[vq->used_idx].flags, flags);
 	vq->used_since_signal += used;
@@ -300,6 +301,7 @@ int vhu_vq_push_packed(struct vhu_vq *vq, const struct vhu_req *reqs,
 			flags |= VRING_DESC_F_WRITE;
 		st16(&ring[slot].id, reqs[i].id);
 		st32(&ring[slot].len, len);
+		put_used_tag(&ring[slot], reqs[i].ndesc);
 		if (i == 0)
 			head_flags = flags;
 		else

@@ -223,6 +223,7 @@ static int vq_translate(struct vhu_vq *vq, const struct vhu_memtable *t,
 int vhu_vq_start(struct vhu_vq *vq)
 {
 	struct vhu_dev *dev = vq->dev;
+	bool recovered = true;
 	void *d, *a, *u;
 	int rc;
 
@@ -251,6 +252,12 @@ int vhu_vq_start(struct vhu_vq *vq)
 	vq->desc = d;
 	vq->avail = a;
 	vq->used = u;
+	if (vq->packed) {
+		rc = vhu_vq_recover_packed(vq);
+		if (rc == -ENOMEM)
+			return rc;
+		recovered = rc == 0;
+	}
 	vq->features = dev->features;
 	vq->event_idx = vhu_has_feature(dev, VHU_F_EVENT_IDX);
 	vq->indirect = vhu_has_feature(dev, VHU_F_INDIRECT_DESC);
@@ -277,6 +284,10 @@ int vhu_vq_start(struct vhu_vq *vq)
 	vhu_dev_queue_event(dev, vq->index, VHU_QUEUE_STARTED);
 	if (enable_now)
 		vhu_dev_queue_event(dev, vq->index, VHU_QUEUE_ENABLED);
+	/* A packed ring whose position could not be found (class 45):
+	 * started, so the front-end's sequence goes on, and broken. */
+	if (!recovered)
+		vhu_vq_mark_broken(vq);
 	vhu_dev_check_ready(dev);
 	return 0;
 }

@@ -838,16 +838,18 @@ START_TEST(vring_base_packed)
 		     "SET_VRING_KICK");
 	queue_info(1, &qi);
 	ck_assert(qi.started);
+	/* The ring itself (nothing ever made available) says the device is at
+	 * its start: a base that does not fit it gives way (vq_recover.c). */
 	assert_fe_ok(vhu_fe_get_vring_base(fe, 1, &base), "GET_VRING_BASE");
-	ck_assert_uint_eq(base, want);
+	ck_assert_uint_eq(base, 0x80008000u);
+	ck_assert(tu_log_contains("packed ring resumes at slot 0 wrap 1"));
 
 	/* Only the avail half (DPDK virtio_user): used starts there too. */
 	assert_fe_ok(vhu_fe_set_vring_base(fe, 1, 7u | 1u << VHU_PACKED_WRAP_BIT),
 		     "SET_VRING_BASE avail half");
-	assert_fe_ok(vhu_fe_set_vring_kick(fe, 1, vhu_fe_queue_kick_fd(fe, 1)),
-		     "SET_VRING_KICK");
-	assert_fe_ok(vhu_fe_get_vring_base(fe, 1, &base), "GET_VRING_BASE");
-	ck_assert_uint_eq(base, 0x80078007u);
+	queue_info(1, &qi);
+	ck_assert_uint_eq(qi.used_idx, 7);
+	ck_assert(qi.used_wrap);
 
 	/* Beyond the ring size (64): refused. */
 	ck_assert_int_eq(vhu_fe_set_vring_base(fe, 1, 64u | 1u << 15), -EREMOTEIO);
