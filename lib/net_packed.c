@@ -218,12 +218,15 @@ unsigned vhu_net_tx_packed(struct vhu_vq *vq, struct vhu_net_pkt *pkts,
 		sum += flen;
 		last_id = id;
 		/* With IN_ORDER one used descriptor stands for the batch
-		 * (below); else each slot is used in place, nothing written. */
+		 * (below) and the others get skip marks; else each slot is
+		 * used in place. */
 		if (!in_order) {
 			st32(&d->len, 0);
 			put_used_tag(d, 1);
 			if (i > 0) /* Release: this slot's length before its flags. */
 				st16_release(&d->flags, p.used_bits);
+		} else if (i > 0) {
+			put_skip_mark(d);
 		}
 		pos_next(&p, size);
 	}

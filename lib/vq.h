@@ -204,13 +204,16 @@ static inline bool vq_has_avail(const struct vhu_vq *vq)
 }
 
 /*
- * vhu's mark in the address field of each used descriptor it writes on a
- * packed ring (a field the driver does not use there): the number of
- * ring descriptors the used one stands for.  It lets vhu find the ring's
- * position after a crash (vq_recover.c).  Written after the id and length,
- * before the flags.
+ * vhu's marks in the address field of packed ring descriptors it has
+ * consumed, a field nobody reads any more: in a used descriptor (where
+ * the driver does not use it), the number of ring descriptors it stands
+ * for; in each descriptor a used one skips (the rest of a chain or of an
+ * in-order batch), a skip mark.  They let vhu find the ring's position
+ * after a crash (vq_recover.c).  A used descriptor's tag goes after its id
+ * and length, and its skip marks before its flags.
  */
 #define VHU_USED_TAG 0x7668750000000000ull /* "vhu" */
+#define VHU_SKIP_TAG 0x7668730000000000ull /* "vhs" */
 #define VHU_USED_TAG_MASK 0xffffffffffff0000ull
 
 static inline void put_used_tag(struct vring_packed_desc *d, uint32_t ndesc)
@@ -218,6 +221,19 @@ static inline void put_used_tag(struct vring_packed_desc *d, uint32_t ndesc)
 	/* Release, barrier [used-tag]: the id and length before the tag, so a
 	 * tagged descriptor found after a crash has both (vq_recover.c step 3). */
 	st64_release(&d->addr, VHU_USED_TAG | ndesc);
+}
+
+static inline void put_skip_mark(struct vring_packed_desc *d)
+{
+	__atomic_store_n(&d->addr, vhu_le64(VHU_SKIP_TAG), __ATOMIC_RELAXED);
+}
+
+/* Skip marks on the @n - 1 descriptors after slot @slot of @ring. */
+static inline void put_skip_marks(struct vring_packed_desc *ring, uint32_t size,
+				  uint32_t slot, uint32_t n)
+{
+	for (uint32_t k = 1; k < n; k++)
+		put_skip_mark(&ring[slot + k < size ? slot + k : slot + k - size]);
 }
 
 /* Split and packed implementations (vq_split.c, vq_packed.c). */

@@ -263,6 +263,7 @@ static bool push_in_order(struct vhu_vq *vq, const struct vhu_req *reqs,
 	st16(&ring[vq->used_idx].id, reqs[n - 1].id);
 	st32(&ring[vq->used_idx].len, 0);
 	put_used_tag(&ring[vq->used_idx], used);
+	put_skip_marks(ring, size, vq->used_idx, used);
 	/* Release, barrier [used-flags]: as in vhu_vq_push_packed(). */
 	st16_release(&ring[vq->used_idx].flags, flags);
 	vq->used_since_signal += used;
@@ -302,6 +303,8 @@ int vhu_vq_push_packed(struct vhu_vq *vq, const struct vhu_req *reqs,
 		st16(&ring[slot].id, reqs[i].id);
 		st32(&ring[slot].len, len);
 		put_used_tag(&ring[slot], reqs[i].ndesc);
+		if (unlikely(reqs[i].ndesc > 1))
+			put_skip_marks(ring, size, slot, reqs[i].ndesc);
 		if (i == 0)
 			head_flags = flags;
 		else

@@ -18,10 +18,15 @@
  *    before, where a is the first slot whose AVAIL bit differs from slot
  *    0's: in position order the ring reads [a, N) then [0, a), and the
  *    driver's next position is slot a (N: slot 0 of the next lap).
- * 2. The device's used descriptors in that window follow each other: from
- *    the oldest, each is followed by the next one ndesc positions later.
+ * 2. A device that uses buffers in the order it takes them (vhu's
+ *    virtio-net does) leaves, from the oldest position of the window, used
+ *    descriptors each followed by the next one ndesc positions later, the
+ *    positions between being the rest of its chain or in-order batch.
  *    vhu writes ndesc into the used descriptor's address field (unused in
- *    used descriptors, VIRTIO 1.2 §2.8.5) with a tag; an untagged used
+ *    used descriptors, VIRTIO 1.2 §2.8.5) with a tag, and a skip mark into
+ *    the address of each descriptor it skips (consumed: nobody reads it
+ *    again): a skipped descriptor whose used one the driver has already
+ *    overwritten is still known for what it is.  An untagged used
  *    descriptor (another back-end's, or the zeroed ring of a fresh queue)
  *    counts 1.  The walk ends at the device's used position U.
  * 3. A used descriptor vhu had written all but the flags of (a crash in
@@ -32,7 +37,13 @@
  * 4. Every position from U to the driver's must be available: the device
  *    resumes at U for both its used and its avail position, taking again
  *    the buffers that were in flight (a TX frame may go twice, RX buffers
- *    are filled anew).  Anything else fits no position: the queue breaks.
+ *    are filled anew).  When that fails, the walk is tried again from the
+ *    first used descriptor (a ring another back-end left, without marks);
+ *    when that fails too, no position fits: the queue breaks.
+ *
+ * Buffers completed out of order cannot be recovered from the ring (which
+ * buffers were in flight is known only to the device that died): devices
+ * that do that need inflight tracking (VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD).
  */
 #include "vq.h"
 
@@ -90,6 +101,17 @@ static uint32_t tag_of(const struct scan *s, uint32_t t)
 	return nd;
 }
 
+static bool skipped(const struct scan *s, uint32_t t)
+{
+	return is_avail(s, t) && ld64(&s->ring[slot_of(s, t)].addr) == VHU_SKIP_TAG;
+}
+
+/* Made available and not consumed: no mark of vhu's on it. */
+static bool in_flight(const struct scan *s, uint32_t t)
+{
+	return is_avail(s, t) && !tag_of(s, t) && !skipped(s, t);
+}
+
 static void snapshot(struct scan *s)
 {
 	for (uint32_t i = 0; i < s->n; i++)
@@ -101,25 +123,33 @@ static void snapshot(struct scan *s)
 }
 
 /*
- * One pass over a snapshot: *@u the age of the device's position, *@exact
- * whether the last used descriptor walked was vhu's (its ndesc known),
- * *@finished how many half-pushed descriptors were finished.  NULL, or
- * why no position fits.
+ * One pass over a snapshot, from the oldest position (@lenient: from the
+ * first used descriptor): *@u the age of the device's position, *@exact
+ * whether the last step was on vhu's marks (ndesc known), *@finished how
+ * many half-pushed descriptors were finished.  NULL, or why no position
+ * fits.
  */
-static const char *walk(struct scan *s, uint32_t *u, bool *exact,
+static const char *walk(struct scan *s, bool lenient, uint32_t *u, bool *exact,
 			unsigned *finished)
 {
 	uint32_t t = 0;
 
 	*exact = true; /* nothing used in the window: the oldest position */
 	*finished = 0;
-	while (t < s->n && !is_used(s, t) && !(is_avail(s, t) && tag_of(s, t)))
-		t++;
-	if (t == s->n)
-		t = 0;
+	if (lenient) {
+		while (t < s->n && !is_used(s, t) && !(is_avail(s, t) && tag_of(s, t)))
+			t++;
+		if (t == s->n)
+			t = 0;
+	}
 	while (t < s->n) {
 		uint32_t nd = tag_of(s, t);
 
+		if (skipped(s, t)) {
+			*exact = true;
+			t++;
+			continue;
+		}
 		if (is_avail(s, t) && nd) {
 			/* Step 3: a push cut short before its flags. */
 			struct vring_packed_desc *d = &s->ring[slot_of(s, t)];
@@ -131,6 +161,9 @@ static const char *walk(struct scan *s, uint32_t *u, bool *exact,
 			if (ld16(&d->id) >= s->n)
 				return "a half-written used descriptor names a buffer "
 				       "id beyond the ring";
+			/* The marks it may not have had time for, then the
+			 * flags (release: the marks first). */
+			put_skip_marks(s->ring, s->n, slot_of(s, t), nd);
 			st16_release(&d->flags, f);
 			s->flags[slot_of(s, t)] = f;
 			(*finished)++;
@@ -144,9 +177,9 @@ static const char *walk(struct scan *s, uint32_t *u, bool *exact,
 		return "a used descriptor spans past the driver's position";
 	*u = t;
 	for (; t < s->n; t++)
-		if (!is_avail(s, t))
+		if (!in_flight(s, t))
 			return "a descriptor between the device's and the driver's "
-			       "position is not available";
+			       "position is not one the driver made available";
 	return NULL;
 }
 
@@ -180,7 +213,9 @@ int vhu_vq_recover_packed(struct vhu_vq *vq)
 		if (tries)
 			nanosleep(&(struct timespec){ .tv_nsec = 2000000 }, NULL);
 		snapshot(&s);
-		why = walk(&s, &u, &exact, &finished);
+		why = walk(&s, false, &u, &exact, &finished);
+		if (why)
+			why = walk(&s, true, &u, &exact, &finished);
 		if (!why)
 			break;
 	}
@@ -197,7 +232,7 @@ int vhu_vq_recover_packed(struct vhu_vq *vq)
 		bool fits = true;
 
 		for (uint32_t t = tb; t < s.n && fits; t++)
-			fits = is_avail(&s, t);
+			fits = in_flight(&s, t);
 		if (fits)
 			u = tb;
 	}

@@ -195,6 +195,22 @@ int vhu_fe_net_set_mtu(struct vhu_fe *fe, uint16_t mtu);
 /** VRING_KICK (in-band notification, INBAND_NOTIFICATIONS). */
 int vhu_fe_vring_kick(struct vhu_fe *fe, uint32_t idx);
 
+/**
+ * vhu_fe_set_log_base() - SET_LOG_BASE: the dirty-page log (one bit per
+ * 4 KiB guest page) is @size bytes at @offset in @fd, which is sent and
+ * stays the caller's (close it yourself); @fd < 0 sends no fd (hostile
+ * tests).  With LOG_SHMFD acked (the handshake acks it when offered) the
+ * back-end always answers with a u64 status: 0 returns 0, anything else
+ * -EREMOTEIO (vhu_fe_last_ack() has it).  Without LOG_SHMFD the request
+ * gets no reply unless NEED_REPLY is on (vhu_fe_set_need_reply()).
+ */
+int vhu_fe_set_log_base(struct vhu_fe *fe, int fd, uint64_t size,
+			uint64_t offset);
+/** vhu_fe_set_log_all() - SET_FEATURES with the features acked so far
+ *  plus (@on) or minus VHOST_F_LOG_ALL: how QEMU starts and stops dirty
+ *  logging for a migration.  The handshake never acks LOG_ALL itself. */
+int vhu_fe_set_log_all(struct vhu_fe *fe, bool on);
+
 /** What the back-end offered / what the fe acked (0 until known). */
 uint64_t vhu_fe_offered_features(const struct vhu_fe *fe);
 uint64_t vhu_fe_acked_features(const struct vhu_fe *fe);
@@ -511,6 +527,12 @@ uint32_t vhu_fe_ring_base(const struct vhu_fe_ring *r);
  *  and call eventfds.  Setting up a queue again re-initialises its ring. */
 int vhu_fe_queue_setup(struct vhu_fe *fe, uint16_t idx, bool packed,
 		       uint16_t num, unsigned ring_flags);
+/** vhu_fe_queue_set_addr_log() - SET_VRING_ADDR again with queue @idx's
+ *  addresses, VHOST_VRING_F_LOG set (@on) or not and @log_gpa as
+ *  log_guest_addr: QEMU's vhost_virtqueue_set_addr() when logging starts
+ *  or stops on a running ring. */
+int vhu_fe_queue_set_addr_log(struct vhu_fe *fe, uint16_t idx, bool on,
+			      uint64_t log_gpa);
 /** vhu_fe_queue_start() - SET_VRING_NUM, ADDR (user addresses), BASE,
  *  KICK, CALL for queue @idx. */
 int vhu_fe_queue_start(struct vhu_fe *fe, uint16_t idx);
@@ -564,6 +586,13 @@ struct vhu_fe_handshake_opts {
 	 * REPLY_ACK); QEMU never does, so the default is not to.  The queues
 	 * still get kick fds unless vhu_fe_queue_set_inband() says not to. */
 	bool inband_notifications;
+	/* A back-end restart as QEMU 7.2 does it after a crash: the rings
+	 * set up before keep their memory and driver state (keep_rings), and
+	 * SET_VRING_BASE says what QEMU knows (crash_base): a split ring's
+	 * used index read from the ring, a packed ring's start (0x80008000),
+	 * the position of its last clean stop when it never stopped. */
+	bool keep_rings;
+	bool crash_base;
 	/* guest memory created when the fe has none: */
 	unsigned mem_regions;      /* default 2 */
 	uint64_t mem_region_size;  /* default 4 MiB */

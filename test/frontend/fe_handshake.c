@@ -160,8 +160,11 @@ static int fe_hs_start(struct vhu_fe *fe, const struct vhu_fe_handshake_opts *o,
 	if (err)
 		return err;
 
+	fe->crash_base = o->crash_base;
 	for (uint16_t i = 0; i < o->num_queues; i++) {
-		err = vhu_fe_queue_setup(fe, i, o->packed, o->ring_size, ring_flags);
+		if (!o->keep_rings || !fe->q[i].set_up)
+			err = vhu_fe_queue_setup(fe, i, o->packed, o->ring_size,
+						 ring_flags);
 		if (!err)
 			err = fe_queue_start(fe, i, o->qemu_order);
 		if (err)

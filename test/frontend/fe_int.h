@@ -37,6 +37,7 @@ struct vhu_fe {
 
 	struct vhu_fe_queue q[VHU_FE_MAX_QUEUES];
 	unsigned nqueues;
+	bool crash_base; /* vhu_fe_handshake_opts.crash_base of the last start */
 
 	FILE *record; /* fe_record.c: VHU_FE_RECORD */
 };

@@ -98,27 +98,50 @@ int fe_queue_start(struct vhu_fe *fe, uint16_t idx, bool qemu_order)
 {
 	struct vhu_fe_queue *q = fe_queue(fe, idx);
 	struct vhu_fe_ring *r;
+	uint32_t base;
 	int err;
 
 	if (!q)
 		return -EINVAL;
 	r = &q->ring;
+	if (fe->crash_base)
+		base = r->packed ? 0x80008000u : vhu_fe_ld16((uint8_t *)r->used + 2);
+	else
+		base = vhu_fe_ring_base(r);
 	err = vhu_fe_set_vring_num(fe, idx, r->num);
 	/* QEMU's vhost_virtqueue_start() sends the base before the address. */
 	if (!err && qemu_order)
-		err = vhu_fe_set_vring_base(fe, idx, vhu_fe_ring_base(r));
+		err = vhu_fe_set_vring_base(fe, idx, base);
 	if (!err)
 		err = vhu_fe_set_vring_addr(fe, idx,
 					    vhu_fe_gpa_to_uva(fe, r->desc_gpa),
 					    vhu_fe_gpa_to_uva(fe, r->used_gpa),
 					    vhu_fe_gpa_to_uva(fe, r->avail_gpa), 0);
 	if (!err && !qemu_order)
-		err = vhu_fe_set_vring_base(fe, idx, vhu_fe_ring_base(r));
+		err = vhu_fe_set_vring_base(fe, idx, base);
 	if (!err)
 		err = vhu_fe_set_vring_kick(fe, idx, q->inband ? -1 : q->kick_fd);
 	if (!err)
 		err = vhu_fe_set_vring_call(fe, idx, q->inband ? -1 : q->call_fd);
 	return err;
+}
+
+int vhu_fe_queue_set_addr_log(struct vhu_fe *fe, uint16_t idx, bool on,
+			      uint64_t log_gpa)
+{
+	struct vhu_fe_queue *q = fe_queue(fe, idx);
+	struct vhu_vring_addr a = { .index = idx };
+
+	if (!q)
+		return -EINVAL;
+	a.flags = on ? VHU_VRING_F_LOG : 0;
+	a.desc_user_addr = vhu_fe_gpa_to_uva(fe, q->ring.desc_gpa);
+	a.used_user_addr = vhu_fe_gpa_to_uva(fe, q->ring.used_gpa);
+	a.avail_user_addr = vhu_fe_gpa_to_uva(fe, q->ring.avail_gpa);
+	a.log_guest_addr = log_gpa;
+	return vhu_fe_request(fe, VHU_REQ_SET_VRING_ADDR,
+			      fe_req_flags(fe, VHU_REQ_SET_VRING_ADDR), &a,
+			      sizeof(a), NULL, 0, NULL, 0);
 }
 
 int vhu_fe_queue_start(struct vhu_fe *fe, uint16_t idx)

@@ -337,6 +337,38 @@ int vhu_fe_vring_kick(struct vhu_fe *fe, uint32_t idx)
 	return fe_do_state(fe, VHU_REQ_VRING_KICK, idx, 0);
 }
 
+int vhu_fe_set_log_base(struct vhu_fe *fe, int fd, uint64_t size,
+			uint64_t offset)
+{
+	struct vhu_log m = { .mmap_size = size, .mmap_offset = offset };
+	uint64_t status = 0;
+	int n;
+
+	n = vhu_fe_request(fe, VHU_REQ_SET_LOG_BASE,
+			   fe_req_flags(fe, VHU_REQ_SET_LOG_BASE), &m, sizeof(m),
+			   &fd, fd < 0 ? 0 : 1, &status, sizeof(status));
+	if (n < 0)
+		return n;
+	/* Without LOG_SHMFD: no reply, or a NEED_REPLY ack already checked. */
+	if (!(fe->acked_pf & VHU_BIT(VHU_PF_LOG_SHMFD)))
+		return 0;
+	if (n != sizeof(status))
+		return -EPROTO;
+	fe->last_ack = status;
+	return status ? -EREMOTEIO : 0;
+}
+
+int vhu_fe_set_log_all(struct vhu_fe *fe, bool on)
+{
+	uint64_t f = fe->acked_features;
+
+	if (on)
+		f |= VHU_BIT(VHU_F_LOG_ALL);
+	else
+		f &= ~VHU_BIT(VHU_F_LOG_ALL);
+	return vhu_fe_set_features(fe, f);
+}
+
 uint64_t vhu_fe_offered_features(const struct vhu_fe *fe)
 {
 	return fe->offered_features;
