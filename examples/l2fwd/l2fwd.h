@@ -6,6 +6,7 @@
  *   opts.c  the command line
  *   main.c  the control thread (libev: vhost-user socket, signals,
  *           stats timer), device callbacks
+ *   claim.c one instance per NIC, and the XDP program a dead one left
  *   xsk.c   UMEM memory (hugepages or plain pages) and AF_XDP sockets
  *   fwd.c   the data-plane thread: forwarding both ways, busy-poll/sleep
  *   frame.c checksum completion, flow hash, the RARP frame
@@ -120,6 +121,11 @@ int l2_xsk_open(struct l2_xsk *x, const char *iface, uint32_t queue_id,
 		uint8_t *area, bool native, char *err, size_t errlen);
 void l2_xsk_close(struct l2_xsk *x);
 void l2_xsk_libxdp_quiet(void);
+/* claim.c: lock @iface for this process (-EBUSY while another vhu-l2fwd
+ * lives on it) and detach the AF_XDP program a dead one left there. */
+int l2_nic_claim(const char *iface, char *err, size_t errlen);
+/* At a clean exit: remove the lock file (the kernel drops the lock). */
+void l2_nic_release(void);
 
 /* fwd.c */
 int l2_fwd_start(struct l2_shared *sh);

@@ -231,8 +231,17 @@ int main(int argc, char **argv)
 	if (sh.max_frame > L2_FRAME_SIZE)
 		sh.max_frame = L2_FRAME_SIZE;
 	l2_xsk_libxdp_quiet();
+	{
+		char err[256];
+
+		if (l2_nic_claim(o.iface, err, sizeof(err))) {
+			fprintf(stderr, "vhu-l2fwd: %s\n", err);
+			return 1;
+		}
+	}
 	if (l2_mem_alloc(&mem, (uint64_t)o.nqid * L2_UMEM_SIZE, o.huge)) {
 		fprintf(stderr, "vhu-l2fwd: cannot allocate the UMEM\n");
+		l2_nic_release();
 		return 1;
 	}
 	if (open_sockets(&o, &mem))
@@ -318,6 +327,7 @@ out_sockets:
 	for (unsigned i = 0; i < sh.nxsk; i++)
 		l2_xsk_close(&sh.xsk[i]);
 	l2_mem_free(&mem);
+	l2_nic_release();
 	if (status == 0)
 		printf("vhu-l2fwd: XDP program detached, bye\n");
 	return status;

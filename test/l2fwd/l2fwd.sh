@@ -13,7 +13,9 @@
 # a NIC queue that does not exist, usage), flow, packed, native (--xdp-mode native: veth's driver XDP, copy
 # mode), mq (2 pairs over 2 NIC queues), oversize, norxbuf,
 # reconnect, client-reconnect, rarp, bpffs (bpffs mounted), hugepages
-# (vm.nr_hugepages raised and restored), idle (an idle port sleeps);
+# (vm.nr_hugepages raised and restored), idle (an idle port sleeps),
+# takeover (SIGKILL, then the next instance takes the NIC back; one
+# instance per NIC);
 # bench (not by default: frames per second each way, informational).
 # VHU_L2FWD_CASES="flow mq" picks some.  Needs root: exits 77 (skip)
 # without it.  Last line: "N passed, N failed".
@@ -30,7 +32,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 build=$(cd "$1" && pwd)
 l2fwd=$build/examples/vhu-l2fwd
 fe=$build/test/l2fwd/l2fwd-fe
-cases=${VHU_L2FWD_CASES:-errors flow packed native mq oversize norxbuf reconnect client-reconnect rarp bpffs hugepages idle}
+cases=${VHU_L2FWD_CASES:-errors flow packed native mq oversize norxbuf reconnect client-reconnect rarp bpffs hugepages idle takeover}
 
 if [[ $(id -u) != 0 ]]; then
 	echo "l2fwd: needs root (namespaces, XDP); skipped"
@@ -205,6 +207,36 @@ case_idle() {
 	net_down
 }
 
+# takeover: vhu-l2fwd killed with SIGKILL leaves its XDP program on the
+# NIC; the next one takes the NIC back by itself and forwards; a second
+# one while it lives is refused; SIGTERM then detaches everything.
+case_takeover() {
+	local dir=$work/takeover rc
+	mkdir -p "$dir"
+	net_up 1 || case_error "cannot create namespaces/veth"
+	start_l2fwd "$dir"
+	wait_for "$dir/l2fwd.out" '^vhu-l2fwd: listening' 10 "$l2_pid" || case_error "did not start"
+	kill -KILL "$l2_pid"
+	wait "$l2_pid" 2>/dev/null
+	ip -n "$nsa" link show va | grep -q xdp ||
+		case_error "no XDP program left by the killed instance (nothing to test)"
+	start_l2fwd "$dir"
+	wait_for "$dir/l2fwd.out" '^vhu-l2fwd: listening' 10 "$l2_pid" ||
+		case_error "the next instance did not start: $(tail -n 2 "$dir/l2fwd.err")"
+	grep -q 'detached the XDP program a previous vhu-l2fwd left on va' "$dir/l2fwd.out" ||
+		case_error "the leftover XDP program was not detached"
+	rc=0
+	ip netns exec "$nsa" timeout 10 "$l2fwd" --socket "$dir/sock2" --iface va \
+		>"$dir/second.out" 2>&1 || rc=$?
+	expect "a second instance" $rc 1 "another vhu-l2fwd (pid $l2_pid) serves va" "$dir/second.out"
+	run_fe "$dir" flow
+	stop_l2fwd "$dir"
+	ls /run/vhu-l2fwd.*.va.lock 2>/dev/null | while read -r f; do
+		[[ $(cat "$f" 2>/dev/null) == "$l2_pid" ]] && case_error "lock file $f left after SIGTERM"
+	done
+	net_down
+}
+
 case_hugepages() {
 	local dir=$work/hugepages
 	mkdir -p "$dir/../huge"
@@ -258,6 +290,7 @@ for c in $cases; do
 		grep -q 'No bpffs' "$work/bpffs/l2fwd.err" && case_error "bpffs was not mounted"
 		;;
 	hugepages) case_hugepages ;;
+	takeover) case_takeover ;;
 	bench) fe_case bench bench ;;
 	idle) case_idle ;;
 	*) case_error "unknown case" ;;
