@@ -10,7 +10,9 @@
  * goes on.  The crash points: after the pop, between pushes, inside a push
  * (the used descriptors written but the first one's flags: what vhu leaves
  * when it dies in vhu_vq_push()), with chains, indirect tables, in-order,
- * and at every ring position over many laps.
+ * and at every ring position over many laps.  Split rings too (the used
+ * index is in the ring, QEMU sends it as the base: the entries of a push
+ * cut short are written over), with in-order and event index.
  *
  * Hostile rings (class 45): whatever the ring holds, the scan is bounded,
  * and a ring that fits no position breaks that queue only.
@@ -66,9 +68,9 @@ static int q0_started(void *arg)
 	return qi.started;
 }
 
-static void rec_up(struct rec *c, bool in_order, unsigned seed)
+static void rec_up(struct rec *c, bool packed, bool in_order, unsigned seed)
 {
-	struct env_opts o = { .packed = true, .qsize = QSIZE, .in_order = in_order };
+	struct env_opts o = { .packed = packed, .qsize = QSIZE, .in_order = in_order };
 
 	memset(c, 0, sizeof(*c));
 	env_up(&c->e, &o);
@@ -194,6 +196,17 @@ static void half_push(struct rec *c, struct taken *t, int from, int n)
 	tu_backend_unlock(c->e.be);
 	pos = qi.used_idx;
 	wrap = qi.used_wrap;
+	if (!c->e.packed) {
+		/* Split: the entries written, used->idx not yet. */
+		struct vhu_fe_used_elem *u =
+			(void *)((uint8_t *)ring(&c->e, 0)->used + 4);
+
+		for (int i = from; i < from + n; i++, pos++) {
+			vhu_fe_st32(&u[pos % QSIZE].id, t->reqs[i].id);
+			vhu_fe_st32(&u[pos % QSIZE].len, t->reqs[i].in_len);
+		}
+		return;
+	}
 	for (int i = from; i < from + n; i++) {
 		struct vhu_fe_packed_desc *d = &descs[pos];
 		uint32_t len = t->reqs[i].in_len;
@@ -276,7 +289,8 @@ START_TEST(crash_at_every_point)
 	struct rec c;
 	unsigned rounds = tu_under_valgrind() ? 60 : 600;
 
-	rec_up(&c, _i & 1, 1234 + (unsigned)_i);
+	/* packed, packed in-order, split, split in-order (event index on) */
+	rec_up(&c, _i < 2, _i & 1, 1234 + (unsigned)_i);
 	for (unsigned round = 0; round < rounds; round++) {
 		struct taken t;
 		unsigned want = 1 + round % MAXB, added = 0;
@@ -315,7 +329,7 @@ START_TEST(clean_restart_keeps_base)
 	struct rec c;
 	uint32_t base;
 
-	rec_up(&c, false, 99);
+	rec_up(&c, true, false, 99);
 	for (int round = 0; round < 3 * QSIZE; round++) {
 		struct taken t;
 
@@ -352,7 +366,7 @@ START_TEST(hostile_rings)
 		VHU_FE_DESC_F_WRITE, VHU_FE_DESC_F_INDIRECT,
 	};
 
-	rec_up(&c, false, 4242);
+	rec_up(&c, true, false, 4242);
 	for (unsigned round = 0; round < rounds; round++) {
 		struct vhu_fe_packed_desc *d = ring(&c.e, 0)->desc;
 		struct vhu_queue_info qi;
@@ -410,7 +424,7 @@ static Suite *recover_suite(void)
 
 	tcase_set_timeout(b, 240);
 	tcase_set_timeout(h, 240);
-	tcase_add_loop_test(b, crash_at_every_point, 0, 2);
+	tcase_add_loop_test(b, crash_at_every_point, 0, 4);
 	tcase_add_test(b, clean_restart_keeps_base);
 	tcase_add_checked_fixture(h, aftermath_setup, aftermath_teardown);
 	tcase_add_test(h, hostile_rings);
