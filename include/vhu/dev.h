@@ -7,6 +7,17 @@
  * loop).  The data-plane calls of vhu/vq.h may run on other threads at the
  * same time; the two sides synchronise inside the library (see
  * docs/architecture.md).  Different devices are fully independent.
+ *
+ * Front-ends come and go: a device serves one after another for its whole
+ * life, in server mode (the next one connects) and in client mode (vhu
+ * reconnects with backoff).  A lost front-end stops every queue
+ * (VHU_QUEUE_STOPPED, device_stopped, disconnected) and drops its memory;
+ * the next one sets everything up again (device_ready once more), and the
+ * rings resume where they really are (vhu/vq.h).  The application keeps its
+ * device, its threads and its loop through all of it: nothing to do but
+ * follow the events.  A restarted back-end process starts a new device on
+ * the same path; QEMU (reconnect=N on the chardev, or server=on with
+ * vhu_dev_connect()) replays the set-up and vhu finds the rings' positions.
  */
 #ifndef VHU_DEV_H
 #define VHU_DEV_H

@@ -30,6 +30,23 @@
  * as the front-end does not remove the memory they point into (vhu never
  * remaps memory that stays in the table).  The control thread never waits
  * for more than one burst: keep bursts short.
+ *
+ * Disconnects, reconnects and restarts need nothing of the data plane: a
+ * data-plane thread may run bursts on its queues for the life of the
+ * device, whatever the front-end does.  While a queue is stopped (the
+ * front-end went away, a GET_VRING_BASE, a migration) bursts see it not
+ * RUNNING and pop nothing; when a front-end sets it up again it runs
+ * again, at the ring position vhu found: a split ring resumes at the base
+ * given and the used index in the ring; a packed ring where the ring
+ * itself shows the device stopped (the front-end's base when it fits,
+ * else what vhu marked in the ring: after a back-end crash QEMU sends
+ * a stale one).  Buffers taken and not returned when the queue stopped
+ * are taken again after the restart: a frame sent may be sent once more.
+ * The only thing to follow is the kick eventfd, which changes with
+ * VHU_QUEUE_STARTED and VHU_QUEUE_STOPPED: a thread that sleeps on it
+ * fetches it again (vhu_vq_kick_fd()) after those events.  A request held
+ * across a stop cannot be returned any more: hold none past a burst when
+ * the device cannot replay it (virtio-net's calls never do).
  */
 #ifndef VHU_VQ_H
 #define VHU_VQ_H
