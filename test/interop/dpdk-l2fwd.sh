@@ -15,6 +15,10 @@
 #                           for every frame (delivered or dropped by reason)
 #   txonly-server           testpmd serves the socket (server=1) and
 #                           vhu-l2fwd --client connects to it
+#   reconnect-packed        the same with packed_vq=1,in_order=1, and
+#                           vhu-l2fwd killed (SIGKILL) under traffic and
+#                           started again, then stopped (SIGTERM) and
+#                           started again: frames flow after each restart
 # Informational: the rates it prints come from a 2-core machine where
 # testpmd's two polling lcores and vhu-l2fwd share the CPUs.
 # Needs root.  Last line: "N passed, N failed".
@@ -31,7 +35,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 build=$(cd "$1" && pwd)
 l2fwd=$build/examples/vhu-l2fwd
 testpmd=${TESTPMD:-dpdk-testpmd}
-cases=${VHU_DPDK_L2FWD_CASES:-txonly txonly-packed rxonly txonly-server}
+cases=${VHU_DPDK_L2FWD_CASES:-txonly txonly-packed rxonly txonly-server reconnect-packed}
 
 fail_early() {
 	echo "dpdk-l2fwd: $*" >&2
@@ -176,8 +180,55 @@ for i in range(20000):
 	case_end "$dir/l2fwd.out" "$dir/l2fwd.err" "$dir/testpmd.out" "$dir/testpmd.err"
 }
 
+# reconnect_case NAME DEVARGS_EXTRA: testpmd (server=1) sends, vhu-l2fwd
+# --client is killed and restarted twice; each run of it must forward.
+reconnect_case() {
+	local name=$1 extra=$2 dir=$work/$1 before after sig run
+	case_begin "dpdk-l2fwd $name"
+	mkdir -p "$dir"
+	net_up || case_error "cannot create namespaces/veth"
+	local devargs="net_virtio_user0,path=$dir/sock,queues=1,server=1$extra"
+	echo "  testpmd --vdev $devargs --forward-mode=txonly; vhu-l2fwd --client"
+	spawn "$dir/testpmd.out" "$dir/testpmd.err" timeout -k 5 90 "$testpmd" \
+		-l 0-1 --no-pci --no-huge -m 512 --file-prefix "$tag-$name" \
+		--log-level=lib.eal:notice --vdev "$devargs" \
+		-- --total-num-mbufs=16384 --nb-cores=1 --forward-mode=txonly \
+		--txpkts=64 --auto-start --stats-period 60
+	tp_pid=$VHU_LAST_PID
+	wait_for_socket "$dir/sock" 20 "$tp_pid" || case_error "testpmd did not create its socket"
+	run=0
+	for sig in KILL TERM none; do
+		run=$((run + 1))
+		spawn "$dir/l2fwd-$run.out" "$dir/l2fwd-$run.err" ip netns exec "$nsa" \
+			"$l2fwd" --socket "$dir/sock" --iface va --client
+		l2_pid=$VHU_LAST_PID
+		wait_for "$dir/l2fwd-$run.out" 'guest ready' 30 "$l2_pid" "$tp_pid" ||
+			case_error "run $run: the port never got ready"
+		before=$(vb_rx_packets)
+		sleep 2
+		after=$(vb_rx_packets)
+		echo "  run $run: the far end got $((after - before)) frames in 2 s"
+		((after - before >= 1000)) || case_error "run $run: only $((after - before)) frames in 2 s"
+		[[ $sig == none ]] && break
+		if [[ $sig == KILL ]]; then
+			kill -KILL "$l2_pid"
+			wait "$l2_pid" 2>/dev/null
+		else
+			stop_pid "$l2_pid" TERM 10 || case_error "run $run: vhu-l2fwd did not stop on SIGTERM"
+		fi
+	done
+	grep -h 'resumes at slot\|detached the XDP program' "$dir"/l2fwd-*.out "$dir"/l2fwd-*.err |
+		sed 's/^/  /' | head -n 6
+	stop_pid "$l2_pid" TERM 10 || case_error "vhu-l2fwd exited with an error"
+	stop_pid "$tp_pid" INT 10 || true
+	grep -qi 'broken' "$dir"/l2fwd-*.err && case_error "a queue broke: $(grep -hi broken "$dir"/l2fwd-*.err | head -n 1)"
+	net_down
+	case_end "$dir/l2fwd-1.err" "$dir/l2fwd-2.err" "$dir/l2fwd-3.out" "$dir/testpmd.out"
+}
+
 for c in $cases; do
 	case $c in
+	reconnect-packed) reconnect_case reconnect-packed ",packed_vq=1,in_order=1" ;;
 	txonly) run_case txonly txonly "" 0 ;;
 	txonly-packed) run_case txonly-packed txonly ",packed_vq=1" 0 ;;
 	rxonly) run_case rxonly rxonly "" 0 ;;
