@@ -401,7 +401,7 @@ int vhu_h_reset_device(struct vhu_dev *dev, struct vhu_rx *rx,
 	dev->features = 0;
 	dev->features_set = false;
 	dev->status = 0;
-	vhu_dirty_log_update(dev);
+	vhu_dirty_log_clear(dev);
 	return 0;
 }
 

@@ -38,6 +38,8 @@ static uint64_t log_bytes_needed(const struct vhu_memtable *t)
 	return (((end - 1) >> VHU_LOG_PAGE_SHIFT) >> 3) + 1;
 }
 
+static void log_ring_now(struct vhu_vq *vq, const struct vhu_dirty_log *l);
+
 static void log_unmap(struct vhu_dirty_log *l)
 {
 	if (!l)
@@ -93,6 +95,10 @@ static bool log_update(struct vhu_dev *dev)
 			vhu_vq_hold_changed(&dev->vqs[i]);
 	}
 	ok = log_publish(dev);
+	if (dev->dp_log) /* rings written while no log could take it */
+		for (uint16_t i = 0; i < dev->nvq; i++)
+			if (dev->vqs[i].ring_unlogged && dev->vqs[i].started)
+				log_ring_now(&dev->vqs[i], dev->dirty_log);
 	if (!hold && dev->log_held) {
 		dev->log_held = false;
 		for (uint16_t i = 0; i < dev->nvq; i++)
@@ -236,18 +242,15 @@ void vhu_dirty_log_clear(struct vhu_dev *dev)
 
 /* ---- data plane ---- */
 
-/* Mark the pages of [@gpa, @gpa + @len), @len > 0. */
-static int log_gpa(struct vhu_vq *vq, const struct vhu_dirty_log *l,
-		   uint64_t gpa, uint64_t len)
+/* Mark the pages of [@gpa, @gpa + @len), @len > 0: 0, or -ERANGE when
+ * the log is too small for them. */
+static int mark_gpa(const struct vhu_dirty_log *l, uint64_t gpa, uint64_t len)
 {
 	uint64_t page = gpa >> VHU_LOG_PAGE_SHIFT;
 	uint64_t last = (gpa + (len - 1)) >> VHU_LOG_PAGE_SHIFT; /* in one region */
 
 	if (unlikely((last >> 3) >= l->len))
-		return vhu_vq_fail(vq, "dirty log of 0x%llx bytes is too small for "
-				   "a write at gpa 0x%llx",
-				   (unsigned long long)l->len,
-				   (unsigned long long)gpa);
+		return -ERANGE;
 	while (page <= last) {
 		uint64_t byte = page >> 3;
 		uint8_t mask = 0;
@@ -262,41 +265,84 @@ static int log_gpa(struct vhu_vq *vq, const struct vhu_dirty_log *l,
 	return 0;
 }
 
-/* The region of the burst's table holding local address @p, or NULL. */
-static const struct vhu_region *host_region(const struct vhu_vq *vq, uintptr_t p)
+/* The region of @t holding local address @p (@hint first), or NULL. */
+static const struct vhu_region *host_region(const struct vhu_memtable *t,
+					    const struct vhu_region *hint, uintptr_t p)
 {
-	const struct vhu_region *r = vq->rhint;
-
-	if (r && p - (uintptr_t)r->host < r->size)
-		return r;
-	for (uint32_t i = 0; i < vq->mt->n; i++) {
-		r = vq->mt->r[i];
-		if (p - (uintptr_t)r->host < r->size)
-			return r;
-	}
+	if (hint && p - (uintptr_t)hint->host < hint->size)
+		return hint;
+	for (uint32_t i = 0; i < t->n; i++)
+		if (p - (uintptr_t)t->r[i]->host < t->r[i]->size)
+			return t->r[i];
 	return NULL;
 }
 
-static int log_host(struct vhu_vq *vq, uintptr_t p, uint64_t len)
+/* Mark the guest pages of local [@p, @p + @len) in @l, translating
+ * through @t: 0, -EFAULT (not guest memory), -ERANGE (*@gpa beyond the
+ * log). */
+static int mark_host(const struct vhu_memtable *t, const struct vhu_region *hint,
+		     const struct vhu_dirty_log *l, uintptr_t p, uint64_t len,
+		     uint64_t *gpa)
 {
-	const struct vhu_dirty_log *l = vq->burst_log;
-
 	while (len) {
-		const struct vhu_region *r = host_region(vq, p);
+		const struct vhu_region *r = host_region(t, hint, p);
 		uint64_t off, n;
-		int rc;
 
 		if (unlikely(!r))
 			return -EFAULT;
 		off = p - (uintptr_t)r->host;
 		n = r->size - off < len ? r->size - off : len;
-		rc = log_gpa(vq, l, r->gpa + off, n);
-		if (rc)
-			return rc;
+		*gpa = r->gpa + off;
+		if (mark_gpa(l, *gpa, n))
+			return -ERANGE;
 		p += n;
 		len -= n;
 	}
 	return 0;
+}
+
+static int log_host(struct vhu_vq *vq, uintptr_t p, uint64_t len)
+{
+	uint64_t gpa = 0;
+	int rc = mark_host(vq->mt, vq->rhint, vq->burst_log, p, len, &gpa);
+
+	if (unlikely(rc == -ERANGE))
+		return vhu_vq_fail(vq, "dirty log of 0x%llx bytes is too small for "
+				   "a write at gpa 0x%llx",
+				   (unsigned long long)vq->burst_log->len,
+				   (unsigned long long)gpa);
+	return rc;
+}
+
+/* Log a control-thread write of @vq's descriptor ring (ring recovery) in
+ * @l, all of it. */
+static void log_ring_now(struct vhu_vq *vq, const struct vhu_dirty_log *l)
+{
+	uint64_t gpa = 0;
+
+	/* Barrier [log-bit]: as in log_begin(). */
+	atomic_thread_fence(memory_order_release);
+	if (mark_host(vhu_mem_current(&vq->dev->mem), NULL, l, (uintptr_t)vq->desc,
+		      (uint64_t)vq->size * sizeof(struct vring_packed_desc), &gpa))
+		vhu_err(&vq->dev->lg, "queue %u: the dirty log cannot hold the "
+			"ring written at its start (gpa 0x%llx)", vq->index,
+			(unsigned long long)gpa);
+	vq->ring_unlogged = false;
+}
+
+void vhu_dirty_log_ring_written(struct vhu_vq *vq)
+{
+	struct vhu_dev *dev = vq->dev;
+
+	/* Logging off: the migration that turns it on sends every page once
+	 * anyway.  On with no log yet (QEMU starts rings before it sends the
+	 * log): when the log comes. */
+	if (!vhu_has_feature(dev, VHU_F_LOG_ALL))
+		return;
+	if (dev->dirty_log)
+		log_ring_now(vq, dev->dirty_log);
+	else
+		vq->ring_unlogged = true;
 }
 
 /* Before the marks of a write: 0, or -EIO when the log is gone. */

@@ -56,6 +56,10 @@ void vhu_dirty_log_clear(struct vhu_dev *dev);
  * writes could not be logged. */
 bool vhu_dirty_log_hold(const struct vhu_dev *dev);
 
+/* Control thread: vq's descriptor ring was written outside any burst
+ * (ring recovery at start): logged now, or when a log comes. */
+void vhu_dirty_log_ring_written(struct vhu_vq *vq);
+
 /* Data plane, only while vq->burst_log is set (dirty_log.c). */
 /* Log [@p, @p + @len), local memory inside the burst's memory table.
  * 0; -EFAULT when it is not guest memory; -EIO when the log is too small

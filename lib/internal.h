@@ -82,6 +82,7 @@ struct vhu_vq {
 	bool has_addr;
 	bool kick_polling; /* SET_VRING_KICK with the no-fd bit */
 	int8_t remap;      /* vhu_vq_mem_change(): 1 moves, -1 breaks */
+	bool ring_unlogged; /* written at start with LOG_ALL on and no log */
 	struct vhu_vring_addr addr;
 } __attribute__((aligned(64)));
 

@@ -345,8 +345,14 @@ void vhu_msg_dispatch(struct vhu_dev *dev, struct vhu_rx *rx)
 		send_reply(dev, request, reply.u.bytes, rc ? 0 : reply.size, -1);
 		break;
 	case VHU_REPLY_STATUS:
-		reply.u.u64 = rc ? 1 : 0;
-		send_reply(dev, request, &reply.u.u64, sizeof(uint64_t), -1);
+		/* A request whose reply comes with a protocol feature gets
+		 * none when it was not negotiated (SET_LOG_BASE without
+		 * LOG_SHMFD): only the ack rule then. */
+		if (info->pf < 0 || vhu_has_protocol(dev, (unsigned)info->pf) ||
+		    need_reply) {
+			reply.u.u64 = rc ? 1 : 0;
+			send_reply(dev, request, &reply.u.u64, sizeof(uint64_t), -1);
+		}
 		break;
 	default:
 		if (need_reply) {

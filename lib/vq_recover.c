@@ -240,6 +240,8 @@ int vhu_vq_recover_packed(struct vhu_vq *vq)
 	bool wrap = lap_of(&s, u);
 
 	free(s.flags);
+	if (finished)
+		vhu_dirty_log_ring_written(vq);
 	if (idx != vq->used_idx || wrap != vq->used_wrap ||
 	    idx != vq->last_avail_idx || wrap != vq->avail_wrap || finished)
 		vhu_warn(&vq->dev->lg, "queue %u: packed ring resumes at slot %u wrap "

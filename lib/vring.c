@@ -67,10 +67,9 @@ static void vq_publish_state(struct vhu_vq *vq)
 /* Clear RUNNING and wait for a burst in progress to finish. */
 static void vq_pause(struct vhu_vq *vq)
 {
-	uint32_t s = atomic_load_explicit(&vq->dp_state, memory_order_relaxed);
-
-	atomic_store_explicit(&vq->dp_state, s & ~VHU_DP_RUNNING,
-			      memory_order_relaxed);
+	/* An atomic and: a BROKEN bit the data plane sets meanwhile stays. */
+	atomic_fetch_and_explicit(&vq->dp_state, ~(uint32_t)VHU_DP_RUNNING,
+				  memory_order_relaxed);
 	/* Barrier [vq-pause]: pairs with the fence in vhu_mem_read_begin(),
 	 * which the data plane runs before it loads dp_state. */
 	atomic_thread_fence(memory_order_seq_cst);

@@ -344,9 +344,14 @@ int vhu_fe_set_log_base(struct vhu_fe *fe, int fd, uint64_t size,
 	uint64_t status = 0;
 	int n;
 
+	/* With LOG_SHMFD the reply is the status, as QEMU reads it; else an
+	 * ack if NEED_REPLY is on. */
 	n = vhu_fe_request(fe, VHU_REQ_SET_LOG_BASE,
-			   fe_req_flags(fe, VHU_REQ_SET_LOG_BASE), &m, sizeof(m),
-			   &fd, fd < 0 ? 0 : 1, &status, sizeof(status));
+			   (fe->acked_pf & VHU_BIT(VHU_PF_LOG_SHMFD)) ?
+				   VHU_FLAG_VERSION :
+				   fe_req_flags(fe, VHU_REQ_SET_LOG_BASE),
+			   &m, sizeof(m), &fd, fd < 0 ? 0 : 1, &status,
+			   sizeof(status));
 	if (n < 0)
 		return n;
 	/* Without LOG_SHMFD: no reply, or a NEED_REPLY ack already checked. */
