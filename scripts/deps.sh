@@ -10,6 +10,7 @@ VHU_PACKAGES=(
 	libxdp-dev libbpf-dev                    # vhu-l2fwd (AF_XDP)
 	dpdk dpdk-dev qemu-system-x86 busybox-static # real peers (dpdk-testpmd is in dpdk-dev)
 	cpio kmod xz-utils zstd iproute2 ethtool # guest image, namespaces
+	socat                                    # QMP client (test/interop/qemu-migrate.sh)
 	gnuplot-nox                              # bench/plot.sh (the bench-scripts stage)
 )
 

@@ -347,20 +347,110 @@ VHU_BACKEND_BITS=$(((1 << 15) | (1 << 28) | (1 << 29) | (0xffffffff << 32)))
 # accepted (its "VHU-GUEST: eth0 features <bits>" line) agree with what the
 # back-end was told, on VHU_BACKEND_BITS.
 check_guest_features() {
-	local console=$1 probe_out=$2 bits be guest=0 i
-	bits=$(tr -d '\r' <"$console" | sed -n 's/^VHU-GUEST: eth0 features \([01]*\)$/\1/p' | tail -n 1)
+	local console=$1 probe_out=$2 be guest
+	guest=$(guest_features "$console")
 	be=$(probe_field "$probe_out" STATE features)
-	if [[ -z $bits ]]; then
+	if [[ -z $guest ]]; then
 		case_error "the guest did not print its features"
 		return 0
 	fi
 	[[ -n $be ]] || return 0 # reported by check_probe
-	for ((i = 0; i < ${#bits} && i < 64; i++)); do
-		[[ ${bits:i:1} == 1 ]] && guest=$((guest | (1 << i)))
-	done
 	if (((guest & VHU_BACKEND_BITS) != (be & VHU_BACKEND_BITS))); then
 		case_error "guest driver accepted $(printf 0x%x "$guest"), back-end was told $be"
 	else
 		echo "  guest driver features $(printf 0x%x "$guest") (back-end: $be)"
 	fi
+}
+
+# --- QEMU guests and network namespaces (qemu-l2fwd.sh, qemu-migrate.sh) ------
+
+VHU_QEMU=${QEMU:-qemu-system-x86_64}
+
+# guest_image WORK: build or reuse the test guest (scripts/guest-image.sh);
+# sets VHU_KERNEL and VHU_INITRD.  On failure prints the builder's errors.
+guest_image() {
+	local work=$1 repo
+	repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+	"$repo/scripts/guest-image.sh" >"$work/guest-image.out" 2>"$work/guest-image.err" || {
+		cat "$work/guest-image.err" >&2
+		return 1
+	}
+	VHU_KERNEL=$(sed -n 1p "$work/guest-image.out")
+	VHU_INITRD=$(sed -n 2p "$work/guest-image.out")
+}
+
+# qemu_start DIR N LIFETIME SMP CHARDEV NETDEV DEVICE GUEST_CMD [QEMU_ARG...]:
+# boot the test guest (guest_image) under TCG with 512 MiB of shared memfd
+# memory and one vhost-user NIC, as guest N: console in DIR/console-N.log,
+# QEMU's output in DIR/qemu-N.out/.err, killed after LIFETIME seconds.  The
+# guest runs GUEST_CMD (see guest_cmd in qemu-l2fwd.sh: no double quotes).
+# QEMU_ARGs go last (-qmp, -incoming, -S).  Pid in $qemu_pid.
+qemu_start() {
+	local dir=$1 n=$2 life=$3 smp=$4 chardev=$5 netdev=$6 device=$7 cmd=$8
+	shift 8
+	spawn "$dir/qemu-$n.out" "$dir/qemu-$n.err" \
+		timeout -k 5 "$life" "$VHU_QEMU" \
+		-accel tcg -m 512 -smp "$smp" \
+		-object memory-backend-memfd,id=mem,size=512M,share=on \
+		-machine pc,memory-backend=mem \
+		-display none -nodefaults -no-reboot -monitor none \
+		-kernel "$VHU_KERNEL" -initrd "$VHU_INITRD" \
+		-chardev "$chardev" -netdev "$netdev" \
+		-device "$device" -serial "file:$dir/console-$n.log" \
+		-append "console=ttyS0 quiet ipv6.disable=1 panic=-1 vhu.cmd=\"$cmd\"" "$@"
+	# shellcheck disable=SC2034 # read by the caller
+	qemu_pid=$VHU_LAST_PID
+}
+
+# guest_line DIR N WHAT: guest N's last "VHU-T: WHAT ..." console line, sans
+# prefix.
+guest_line() {
+	tr -d '\r' <"$1/console-$2.log" 2>/dev/null | sed -n "s/^VHU-T: $3 //p" | tail -n 1
+}
+
+# guest_ping_cmd ADDR WHAT: a guest command piece that pings ADDR and prints
+# "VHU-T: WHAT ok <busybox's round-trip line>" or "VHU-T: WHAT failed".
+guest_ping_cmd() {
+	echo "if ping -c 3 -W 5 $1 >/tmp/ping.out; then echo VHU-T: $2 ok \$(tail -n 1 /tmp/ping.out);" \
+		"else echo VHU-T: $2 failed; fi;"
+}
+
+# guest_features CONSOLE: the virtio features the guest's driver accepted
+# (its "VHU-GUEST: eth0 features <bits>" line, bit 0 first) as a number;
+# empty when it did not print them.
+guest_features() {
+	local bits v=0 i
+	bits=$(tr -d '\r' <"$1" 2>/dev/null | sed -n 's/^VHU-GUEST: eth0 features \([01]*\)$/\1/p' | tail -n 1)
+	[[ -n $bits ]] || return 0
+	for ((i = 0; i < ${#bits} && i < 64; i++)); do
+		[[ ${bits:i:1} == 1 ]] && v=$((v | (1 << i)))
+	done
+	echo "$v"
+}
+
+# veth_pair TAG NS1 IF1 NS2 IF2 [NQ]: a veth pair with NQ queues each way
+# (default 1) between two existing namespaces, its ends named IF1 and IF2,
+# offloads off on both (like a wire: AF_XDP frames carry no offload state),
+# both up.  TAG (unique to the run, at most 14 characters) names the ends
+# while they are in the host's namespace.
+veth_pair() {
+	local t=$1 ns1=$2 if1=$3 ns2=$4 if2=$5 nq=${6:-1}
+	ip link add "$t"a numtxqueues "$nq" numrxqueues "$nq" type veth \
+		peer name "$t"b numtxqueues "$nq" numrxqueues "$nq" &&
+		ip link set "$t"a netns "$ns1" && ip link set "$t"b netns "$ns2" &&
+		ip -n "$ns1" link set "$t"a name "$if1" && ip -n "$ns2" link set "$t"b name "$if2" || return 1
+	ip netns exec "$ns1" ethtool -K "$if1" rx off tx off tso off gso off gro off >/dev/null 2>&1
+	ip netns exec "$ns2" ethtool -K "$if2" rx off tx off tso off gso off gro off >/dev/null 2>&1
+	ip -n "$ns1" link set "$if1" up && ip -n "$ns2" link set "$if2" up
+}
+
+# netns_del NS...: kill what still runs in each namespace, then delete it
+# (quietly; a namespace that does not exist is fine).
+netns_del() {
+	local ns
+	for ns in "$@"; do
+		ip netns pids "$ns" 2>/dev/null | xargs -r kill 2>/dev/null
+		ip netns del "$ns" 2>/dev/null
+	done
+	true
 }

@@ -24,7 +24,6 @@
 set -uo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-repo=$(cd "$here/../.." && pwd)
 # shellcheck source=test/interop/common.sh
 . "$here/common.sh"
 
@@ -34,7 +33,6 @@ repo=$(cd "$here/../.." && pwd)
 }
 build=$(cd "$1" && pwd)
 l2fwd=$build/examples/vhu-l2fwd
-qemu=${QEMU:-qemu-system-x86_64}
 cases=${VHU_L2FWD_QEMU_CASES:-split packed nomrg client mq mq2}
 boot_timeout=${VHU_BOOT_TIMEOUT:-120}
 xfer_timeout=${VHU_XFER_TIMEOUT:-180}
@@ -47,7 +45,7 @@ fail_early() {
 }
 [[ $(id -u) == 0 ]] || fail_early "needs root (namespaces, XDP)"
 [[ -x $l2fwd ]] || fail_early "$l2fwd not built"
-command -v "$qemu" >/dev/null || fail_early "$qemu not found (apt-get install qemu-system-x86)"
+command -v "$VHU_QEMU" >/dev/null || fail_early "$VHU_QEMU not found (apt-get install qemu-system-x86)"
 command -v busybox >/dev/null || fail_early "busybox not found (apt-get install busybox-static)"
 
 tag=vq$$
@@ -56,9 +54,7 @@ nsb=$tag-b
 work=$(mktemp -d "${TMPDIR:-/tmp}/vhu-qemu-l2fwd.XXXXXX")
 on_exit() {
 	kill_children
-	ip netns pids "$nsb" 2>/dev/null | xargs -r kill 2>/dev/null
-	ip netns del "$nsa" 2>/dev/null
-	ip netns del "$nsb" 2>/dev/null
+	netns_del "$nsb" "$nsa"
 	if [[ ${VHU_KEEP:-0} == 1 ]]; then
 		echo "qemu-l2fwd: kept $work" >&2
 	else
@@ -70,32 +66,18 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 echo "qemu-l2fwd: guest image"
-"$repo/scripts/guest-image.sh" >"$work/guest-image.out" 2>"$work/guest-image.err" || {
-	cat "$work/guest-image.err" >&2
-	fail_early "no guest image"
-}
-kernel=$(sed -n 1p "$work/guest-image.out")
-initrd=$(sed -n 2p "$work/guest-image.out")
+guest_image "$work" || fail_early "no guest image"
 
 # net_up [NICQ]: the veth pair, with NICQ queues each way (default 1).
 net_up() {
 	local nq=${1:-1}
 	ip netns add "$nsa" && ip netns add "$nsb" &&
-		ip link add "$tag"a numtxqueues "$nq" numrxqueues "$nq" type veth \
-			peer name "$tag"b numtxqueues "$nq" numrxqueues "$nq" &&
-		ip link set "$tag"a netns "$nsa" && ip link set "$tag"b netns "$nsb" &&
-		ip -n "$nsa" link set "$tag"a name va && ip -n "$nsb" link set "$tag"b name vb || return 1
-	ip netns exec "$nsa" ethtool -K va rx off tx off tso off gso off gro off >/dev/null 2>&1
-	ip netns exec "$nsb" ethtool -K vb rx off tx off tso off gso off gro off >/dev/null 2>&1
-	ip -n "$nsb" addr add 10.77.0.2/24 dev vb &&
-		ip -n "$nsa" link set va up && ip -n "$nsb" link set vb up && ip -n "$nsb" link set lo up
+		veth_pair "$tag" "$nsa" va "$nsb" vb "$nq" &&
+		ip -n "$nsb" addr add 10.77.0.2/24 dev vb && ip -n "$nsb" link set lo up
 }
 
 net_down() {
-	ip netns pids "$nsb" 2>/dev/null | xargs -r kill 2>/dev/null
-	ip netns del "$nsa" 2>/dev/null
-	ip netns del "$nsb" 2>/dev/null
-	true
+	netns_del "$nsb" "$nsa"
 }
 
 # What the guest runs.  It travels on the kernel command line inside double
@@ -104,7 +86,7 @@ net_down() {
 guest_cmd() {
 	local t="echo VHU-T:"
 	echo "ip addr add 10.77.0.1/24 dev eth0; $t addr;" \
-		"if ping -c 3 -W 5 10.77.0.2 >/dev/null; then $t ping ok; else $t ping failed; fi;" \
+		"$(guest_ping_cmd 10.77.0.2 ping)" \
 		"dd if=/dev/urandom of=/tmp/up bs=65536 count=$((MIB * 16)) 2>/dev/null;" \
 		"$t up \$(sha256sum /tmp/up);" \
 		"time -p nc 10.77.0.2 5001 </tmp/up; $t up sent \$?;" \
@@ -112,25 +94,10 @@ guest_cmd() {
 		"sleep 600"
 }
 
-# start_qemu DIR N CHARDEV DEVICE: boot guest N (console-N.log).
+# start_qemu DIR N CHARDEV DEVICE: boot guest N (console-N.log) on $netdev
+# with $smp CPUs (qemu_start in common.sh).
 start_qemu() {
-	local dir=$1 n=$2 chardev=$3 device=$4
-	spawn "$dir/qemu-$n.out" "$dir/qemu-$n.err" \
-		timeout -k 5 $((boot_timeout + 2 * xfer_timeout)) "$qemu" \
-		-accel tcg -m 512 -smp "$smp" \
-		-object memory-backend-memfd,id=mem,size=512M,share=on \
-		-machine pc,memory-backend=mem \
-		-display none -nodefaults -no-reboot -monitor none \
-		-kernel "$kernel" -initrd "$initrd" \
-		-chardev "$chardev" -netdev "$netdev" \
-		-device "$device" -serial "file:$dir/console-$n.log" \
-		-append "console=ttyS0 quiet ipv6.disable=1 panic=-1 vhu.cmd=\"$(guest_cmd)\""
-	qemu_pid=$VHU_LAST_PID
-}
-
-# guest_line DIR N WHAT: the guest's last "VHU-T: WHAT ..." line, sans prefix.
-guest_line() {
-	tr -d '\r' <"$1/console-$2.log" | sed -n "s/^VHU-T: $3 //p" | tail -n 1
+	qemu_start "$1" "$2" $((boot_timeout + 2 * xfer_timeout)) "$smp" "$3" "$netdev" "$4" "$(guest_cmd)"
 }
 
 # rate DIR N K: ", N s, R MiB/s" from the guest's K-th "time -p" line.
@@ -159,7 +126,7 @@ traffic() {
 	}
 	grep -q '^VHU-GUEST: FAIL' "$dir/console-$n.log" && case_error "guest: $(grep -m1 FAIL "$dir/console-$n.log")"
 	wait_for "$dir/console-$n.log" '^VHU-T: ping' 60 "$qemu_pid"
-	[[ $(guest_line "$dir" "$n" ping) == ok ]] || case_error "guest -> host ping: $(guest_line "$dir" "$n" ping)"
+	[[ $(guest_line "$dir" "$n" ping) == ok* ]] || case_error "guest -> host ping: $(guest_line "$dir" "$n" ping)"
 	if ip netns exec "$nsb" busybox ping -c 3 -W 5 10.77.0.1 >"$dir/ping.out" 2>&1; then
 		echo "  ping host -> guest: $(grep -E "min/avg" "$dir/ping.out")"
 	else
