@@ -177,9 +177,16 @@ static int open_sockets(const struct l2_opts *o, struct l2_mem *mem)
 	unsigned nrx = 0;
 
 	for (unsigned i = 0; i < o->nqid; i++) {
-		int rc = l2_xsk_open(&sh.xsk[i], o->iface, o->qids[i],
-				     mem->base + (uint64_t)i * L2_UMEM_SIZE,
-				     o->native, err, sizeof(err));
+		int rc, tries = 0;
+
+		/* The NIC's lock is ours (claim.c), so a busy queue is held by
+		 * an instance that is still dying: its sockets close after its
+		 * lock (they were opened later).  Give it 2 s. */
+		while ((rc = l2_xsk_open(&sh.xsk[i], o->iface, o->qids[i],
+					 mem->base + (uint64_t)i * L2_UMEM_SIZE,
+					 o->native, err, sizeof(err))) == -EBUSY &&
+		       ++tries < 40)
+			usleep(50000);
 		if (rc) {
 			fprintf(stderr, "vhu-l2fwd: %s\n", err);
 			return rc;
