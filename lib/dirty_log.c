@@ -408,6 +408,14 @@ void vhu_dirty_log_push(struct vhu_vq *vq, const struct vhu_req *reqs,
 	log_host(vq, (uintptr_t)VRING_USED_IDX(vq->used), sizeof(uint16_t));
 }
 
+void vhu_dirty_log_descs(struct vhu_vq *vq, uint16_t first, uint32_t n)
+{
+	if (log_begin(vq))
+		return;
+	log_ring_entries(vq, vq->desc, sizeof(struct vring_packed_desc), first,
+			 n > vq->size ? vq->size : n, vq->size);
+}
+
 void vhu_dirty_log_kicks(struct vhu_vq *vq)
 {
 	if (log_begin(vq))

@@ -72,6 +72,8 @@ int vhu_dirty_log_host(struct vhu_vq *vq, const void *p, uint64_t len);
 void vhu_dirty_log_push(struct vhu_vq *vq, const struct vhu_req *reqs,
 			const uint32_t *written, unsigned n, uint16_t old_used,
 			uint32_t used_descs);
+/* Packed: @n descriptors from slot @first were written (fast paths). */
+void vhu_dirty_log_descs(struct vhu_vq *vq, uint16_t first, uint32_t n);
 /* After a change of the ring's notification fields (set_kicks). */
 void vhu_dirty_log_kicks(struct vhu_vq *vq);
 

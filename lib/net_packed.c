@@ -117,11 +117,9 @@ unsigned vhu_net_rx_packed(struct vhu_vq *vq, const struct vhu_net_pkt *pkts,
 	unsigned i;
 
 	/* Another request in flight (the application's own vhu_vq_pop()):
-	 * used descriptors do not go where the buffers came from.  While
-	 * pages are logged for a migration, vhu_vq_push() logs them. */
+	 * used descriptors do not go where the buffers came from. */
 	*empty = false;
-	if (vq->used_idx != p.idx || vq->used_wrap != p.wrap || n == 0 ||
-	    vq->burst_log)
+	if (vq->used_idx != p.idx || vq->used_wrap != p.wrap || n == 0)
 		return 0;
 	for (i = 0; i < n && i < size; i++) {
 		const struct vhu_net_pkt *f = &pkts[i];
@@ -151,6 +149,9 @@ unsigned vhu_net_rx_packed(struct vhu_vq *vq, const struct vhu_net_pkt *pkts,
 			put_hdr(va, &h, hs);
 		}
 		copy_small(va + hs, f->data, f->len);
+		/* A migration in progress: the frame's pages, after it. */
+		if (unlikely(vq->burst_log))
+			vhu_dirty_log_host(vq, va, need);
 		sum += f->len;
 		/* Used in place: the id is the driver's own, still there. */
 		st32(&d->len, (uint32_t)need);
@@ -166,6 +167,8 @@ unsigned vhu_net_rx_packed(struct vhu_vq *vq, const struct vhu_net_pkt *pkts,
 	/* Release, barrier [used-flags]: as in vhu_vq_push_packed(); the
 	 * driver takes used buffers in ring order, from this one. */
 	st16_release(&ring[first].flags, head_flags);
+	if (unlikely(vq->burst_log))
+		vhu_dirty_log_descs(vq, first, i);
 	finish(vq, &p, i, hint);
 	*bytes += sum;
 	return i;
@@ -185,8 +188,7 @@ unsigned vhu_net_tx_packed(struct vhu_vq *vq, struct vhu_net_pkt *pkts,
 	unsigned i;
 
 	*empty = false;
-	if (vq->used_idx != p.idx || vq->used_wrap != p.wrap || n == 0 ||
-	    vq->burst_log)
+	if (vq->used_idx != p.idx || vq->used_wrap != p.wrap || n == 0)
 		return 0;
 	for (i = 0; i < n && i < size; i++) {
 		struct vring_packed_desc *d = &ring[p.idx];
@@ -241,6 +243,8 @@ unsigned vhu_net_tx_packed(struct vhu_vq *vq, struct vhu_net_pkt *pkts,
 	}
 	/* Release, barrier [used-flags]: as in vhu_vq_push_packed(). */
 	st16_release(&ring[first].flags, head_flags);
+	if (unlikely(vq->burst_log)) /* every slot got a length or a mark */
+		vhu_dirty_log_descs(vq, first, i);
 	finish(vq, &p, i, hint);
 	*bytes += sum;
 	return i;
