@@ -454,3 +454,17 @@ netns_del() {
 	done
 	true
 }
+
+# l2fwd_stat OUT SIDE KEY: KEY's value on the last counters line ("stats:"
+# or "final:") of vhu-l2fwd's output OUT, SIDE 1 for guest->nic, 2 for
+# nic->guest (0 before the first line).
+l2fwd_stat() {
+	local v
+	v=$(grep -E '^(stats|final): ' "$1" 2>/dev/null | tail -n 1 |
+		awk -F'|' -v s="$2" -v k="$3" '{
+			n = split($s, f, /[ {}]+/)
+			for (i = 1; i <= n; i++)
+				if (index(f[i], k "=") == 1) { print substr(f[i], length(k) + 2); exit }
+		}')
+	echo "${v:-0}"
+}

@@ -188,14 +188,7 @@ l2fwd_start() {
 # l2_stat K SIDE KEY: KEY's value on instance K's last counters line, SIDE 1
 # for guest->nic, 2 for nic->guest (0 before the first line).
 l2_stat() {
-	local v
-	v=$(grep -E '^(stats|final): ' "$dir/l2fwd-$1.out" 2>/dev/null | tail -n 1 |
-		awk -F'|' -v s="$2" -v k="$3" '{
-			n = split($s, f, /[ {}]+/)
-			for (i = 1; i <= n; i++)
-				if (index(f[i], k "=") == 1) { print substr(f[i], length(k) + 2); exit }
-		}')
-	echo "${v:-0}"
+	l2fwd_stat "$dir/l2fwd-$1.out" "$2" "$3"
 }
 
 # wait_flow K MIB SECONDS: until instance K has carried MIB MiB to the guest
