@@ -216,6 +216,16 @@ static int vq_translate(struct vhu_vq *vq, const struct vhu_memtable *t,
 			(unsigned long long)a->used_user_addr);
 		return -EFAULT;
 	}
+	/* Aligned addresses can still land misaligned here when a region's
+	 * user address and file offset are not congruent: every ring field
+	 * is accessed as a whole, aligned, so refuse that too. */
+	if (((uintptr_t)*desc & (dalign - 1)) || ((uintptr_t)*avail & (aalign - 1)) ||
+	    ((uintptr_t)*used & (ualign - 1))) {
+		vhu_err(&dev->lg, "queue %u: ring misaligned in the mapping of its "
+			"memory region (region user address and file offset not "
+			"congruent)", vq->index);
+		return -EINVAL;
+	}
 	return 0;
 }
 
