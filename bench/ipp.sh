@@ -59,41 +59,6 @@ command -v vgdb >/dev/null || apt_install valgrind || bench_die "valgrind not fo
 bench_need_build vhu-bench
 bench_info
 
-# datapath_fn KIND DIR: the function whose instructions are counted.
-datapath_fn() {
-	case $1/$2 in
-	vhu/guest-tx) echo vhu_net_dequeue ;;
-	vhu/guest-rx) echo vhu_net_enqueue ;;
-	dpdk/guest-tx) echo rte_vhost_dequeue_burst ;;
-	dpdk/guest-rx) echo rte_vhost_enqueue_burst ;;
-	esac
-}
-
-# cg_read FILE FN: "IR CALLS" of a callgrind dump: the instructions it
-# collected (only inside FN) and the calls to FN.
-cg_read() {
-	[[ -s $1 ]] || return 1
-	awk -v fn="$2" '
-		/^c?fn=/ {
-			# "(id) name", "(id)" when named before, or a plain name
-			# (--compress-strings=no, which callgrind_annotate reads)
-			s = $0; sub(/^c?fn=/, "", s)
-			id = s; name = s
-			if (s ~ /^\(/) { sub(/\).*/, ")", id); sub(/^\([0-9]+\) ?/, "", name) }
-			if (name != "") nm[id] = name
-			if ($0 ~ /^cfn=/) callee = id
-		}
-		/^calls=/ && nm[callee] == fn { calls += substr($1, 7) }
-		/^summary:/ { ir = $2 }
-		END { print ir + 0, calls + 0 }' "$1"
-}
-
-# cg_cmd PID zero|dump: zero callgrind's counters, or dump them (the next
-# callgrind.out.N), now.
-cg_cmd() {
-	vgdb --pid="$1" "$2" >>"$BENCH_DIR/vgdb.log" 2>&1
-}
-
 # cg_windows: with traffic flowing, the two windows (dumps callgrind.out.1
 # and .2); sets PKTS, the frames the front-end moved in the first.
 cg_windows() {
@@ -151,11 +116,7 @@ run_sample() {
 		status=FAIL
 		sample_fail "rep $rep $row $be: $err" "$BENCH_DIR/be.out" "$BENCH_DIR/fe.out" "$BENCH_DIR/vgdb.log"
 	else
-		read -r raw net per_call empty < <(awk -v ir="$ir" -v c="$calls" -v p="$pkts" \
-			-v iir="$iir" -v ic="$icalls" 'BEGIN {
-				e = ic > 0 ? iir / ic : 0
-				extra = c - int((p + 31) / 32); if (extra < 0) extra = 0
-				printf "%.1f %.1f %.2f %.1f\n", ir / p, (ir - extra * e) / p, p / c, e }')
+		read -r raw net per_call empty < <(cg_per_pkt "$ir" "$calls" "$pkts" "$iir" "$icalls")
 		awk -v b="$per_call" 'BEGIN { exit !(b < 28) }' &&
 			bench_warn "$row $be: $per_call packets per call: the back-end often found nothing (see net)"
 	fi

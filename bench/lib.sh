@@ -658,6 +658,57 @@ be_stop() {
 	esac
 }
 
+# --- callgrind: instructions inside the back-end's data-path call ---------------
+#
+# The back-end runs under valgrind --tool=callgrind --collect-atstart=no
+# --toggle-collect=FN --vgdb=yes: only FN's instructions, callees included,
+# are counted; vgdb zeroes and dumps the counters while it runs.
+
+# datapath_fn KIND DIR: the function whose instructions are counted.
+datapath_fn() {
+	case $1/$2 in
+	vhu/guest-tx) echo vhu_net_dequeue ;;
+	vhu/guest-rx) echo vhu_net_enqueue ;;
+	dpdk/guest-tx) echo rte_vhost_dequeue_burst ;;
+	dpdk/guest-rx) echo rte_vhost_enqueue_burst ;;
+	esac
+}
+
+# cg_read FILE FN: "IR CALLS" of a callgrind dump: the instructions it
+# collected (only inside FN) and the calls to FN.
+cg_read() {
+	[[ -s $1 ]] || return 1
+	awk -v fn="$2" '
+		/^c?fn=/ {
+			# "(id) name", "(id)" when named before, or a plain name
+			# (--compress-strings=no, which callgrind_annotate reads)
+			s = $0; sub(/^c?fn=/, "", s)
+			id = s; name = s
+			if (s ~ /^\(/) { sub(/\).*/, ")", id); sub(/^\([0-9]+\) ?/, "", name) }
+			if (name != "") nm[id] = name
+			if ($0 ~ /^cfn=/) callee = id
+		}
+		/^calls=/ && nm[callee] == fn { calls += substr($1, 7) }
+		/^summary:/ { ir = $2 }
+		END { print ir + 0, calls + 0 }' "$1"
+}
+
+# cg_cmd PID zero|dump: zero callgrind's counters, or dump them (the next
+# callgrind.out.N), now.
+cg_cmd() {
+	vgdb --pid="$1" "$2" >>"$BENCH_DIR/vgdb.log" 2>&1
+}
+
+# cg_per_pkt IR CALLS PKTS IDLE_IR IDLE_CALLS: "RAW NET PKTS_PER_CALL
+# IR_PER_EMPTY_CALL": Ir per packet, raw and net of the calls that moved
+# nothing (every call beyond PKTS/32, at the idle window's cost per call).
+cg_per_pkt() {
+	awk -v ir="$1" -v c="$2" -v p="$3" -v iir="$4" -v ic="$5" 'BEGIN {
+		e = ic > 0 ? iir / ic : 0
+		extra = c - int((p + 31) / 32); if (extra < 0) extra = 0
+		printf "%.1f %.1f %.2f %.1f\n", ir / p, (ir - extra * e) / p, p / c, e }'
+}
+
 # --- rows, samples, results --------------------------------------------------------
 
 # row_selected ROW: ROW matches --rows (or there is no --rows).

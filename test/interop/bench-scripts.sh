@@ -13,6 +13,12 @@
 #   paired-base    --base BUILD_DIR: vhu against a vhu build, labelled base
 #   plot           plot.sh draws the paired TSV (a PNG) and --markdown
 #                  tabulates it
+#   dirty-log      dirty-log.sh, one row, one cycle: four ok windows (vhu
+#                  off, on, DPDK on, off) with traffic, log bits set by
+#                  both back-ends with logging on and none with it off,
+#                  the same features, a summary line
+#   dirty-log-ipp  dirty-log.sh --ipp, one row: Ir per packet of both
+#                  back-ends under callgrind, logging off and on
 #   fails-loudly   a back-end that never serves: FAIL in the TSV, the
 #                  failure printed, exit status 1
 # Prints "N passed, N failed".
@@ -93,6 +99,40 @@ else
 	case_error "no paired TSV to draw"
 fi
 case_end "$work/plot.log" "$work/md"
+
+case_begin dirty-log
+out=$work/dirty.tsv
+if ! timeout 300 "$repo/bench/dirty-log.sh" "${common[@]}" --reps 1 \
+	--rows '^guest-rx/64/split/mrg-on$' --out "$out" >"$work/dirty.log" 2>&1; then
+	case_error "dirty-log.sh exited non-zero"
+fi
+[[ -f $out && $(ok_lines "$out") == 4 ]] || case_error "want 4 ok windows with traffic"
+order=$([[ -f $out ]] && awk -F'\t' 'NR > 1 { printf "%s/%s ", $3, $4 }' "$out")
+[[ $order == "vhu/off vhu/on dpdk/on dpdk/off " ]] || case_error "window order '$order'"
+[[ -f $out ]] && awk -F'\t' 'NR > 1 && (($4 == "on") != ($9 > 0)) { bad = 1 } END { exit bad }' "$out" ||
+	case_error "log bits: want some with logging on and none with it off"
+[[ -f $out && $(column "$out" features | sort -u | wc -l) == 1 ]] ||
+	case_error "the two set-ups' features differ or are missing"
+grep -qE '^guest-rx/64/split/mrg-on +1 +[0-9.]+ +[0-9.]+ +[0-9.]+ +[0-9.]+ ' "$work/dirty.log" ||
+	case_error "no summary line"
+case_end "$work/dirty.log"
+
+case_begin dirty-log-ipp
+out=$work/dirty-ipp.tsv
+if ! timeout 300 "$repo/bench/dirty-log.sh" "${common[@]}" --ipp --reps 1 --idle 1 \
+	--rows '^guest-tx/64/packed/mrg-on$' --out "$out" >"$work/dirty-ipp.log" 2>&1; then
+	case_error "dirty-log.sh --ipp exited non-zero"
+fi
+# every back-end and logging state has an ok sample with Ir (a cycle
+# runs the four in both orders)
+lines=$([[ -f $out ]] && awk -F'\t' 'NR > 1 && $5 == "ok" && $11 > 0 { print $3 "/" $4 }' "$out" |
+	sort -u | tr '\n' ' ')
+[[ $lines == "dpdk/off dpdk/on vhu/off vhu/on " ]] || case_error "ok samples with Ir: '$lines'"
+[[ -f $out ]] && awk -F'\t' 'NR > 1 && $4 == "on" && $16 == 0 { bad = 1 } END { exit bad }' "$out" ||
+	case_error "a back-end set no log bit with logging on"
+grep -qE '^guest-tx/64/packed/mrg-on +[0-9.]+ +[0-9.]+ +[0-9.]+ +[0-9.]+ ' "$work/dirty-ipp.log" ||
+	case_error "no summary line"
+case_end "$work/dirty-ipp.log"
 
 case_begin fails-loudly
 # A build whose vhu-bench exits at once: no socket, so every sample fails.
