@@ -8,14 +8,14 @@
  * (vhu_fe_handshake: two 256-entry queues, RX 0 and TX 1, and the features
  * virtio_user acks: VERSION_1, IN_ORDER, INDIRECT_DESC, MRG_RXBUF unless
  * --mrg off, RING_PACKED with --packed).  With --log or --log-base it sends
- * SET_LOG_BASE (a sealed memfd, one bit per 4 KiB page of its guest memory,
- * QEMU's size; the reply's payload, a u64 status from vhu and none from
- * librte_vhost, is taken as QEMU takes it); with --log, or on SIGUSR2, it
- * turns logging on as QEMU does
- * when a migration starts: SET_FEATURES with LOG_ALL, then SET_VRING_ADDR
- * with VHOST_VRING_F_LOG and log_guest_addr = the used ring's (device
- * area's) guest address for each queue, acked (REPLY_ACK).  SIGUSR2 again
- * turns it off (the same without LOG_ALL and the flag).
+ * SET_LOG_BASE: a sealed memfd, one bit per 4 KiB page of its guest memory
+ * (QEMU's size); the reply's payload, a u64 status from vhu and none from
+ * librte_vhost, is taken as QEMU takes it.  With --log, or on SIGUSR2, it
+ * turns logging on as QEMU does when a migration starts: SET_FEATURES with
+ * LOG_ALL, then SET_VRING_ADDR with VHOST_VRING_F_LOG and log_guest_addr =
+ * the used ring's (device area's) guest address for each queue, acked
+ * (REPLY_ACK).  SIGUSR2 again turns it off (the same without LOG_ALL and
+ * the flag), as a cancelled migration does.
  *
  * Then it plays the guest driver on one core, as fast as it can, in bursts
  * of 32:
@@ -43,8 +43,8 @@
  * filled, the used ring or packed descriptors when the ring went round)
  * whose bit is not set.  With --seconds N it reports after --warmup and N
  * seconds later, prints the rate and exits; with --seconds 0 it runs until
- * SIGTERM/SIGINT.  Exit status 1 on a protocol or ring error, or when the
- * header check failed.
+ * SIGTERM/SIGINT.  Exit status 1 on a protocol or ring error, a header
+ * that failed the check, or a back-end that closed the connection.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -130,6 +130,7 @@ static void usage(FILE *f)
 		"usage: fe-traffic --socket PATH --dir guest-rx|guest-tx [--packed]\n"
 		"                  [--size N] [--mrg on|off] [--log | --log-base]\n"
 		"                  [--seconds N] [--warmup N] [--ring N] [--burst N] [--offset N]\n"
+		"  --ring N      queue size, a power of 2, 8..1024 (default 256); as many buffers\n"
 		"  --size N      frame size without the virtio-net header (60..2036, default 64)\n"
 		"  --offset N    buffers start N bytes into their 2 KiB slots (default 0: the\n"
 		"                frame at 12 mod 64, as in a Linux guest's mergeable buffers)\n"
@@ -182,7 +183,7 @@ static void parse(int argc, char **argv, struct opts *o)
 	}
 	if (!o->socket || !dir || (strcmp(dir, "guest-rx") && strcmp(dir, "guest-tx")) ||
 	    o->offset > 512 || o->size < 60 || o->size > 2048 - HDR_LEN - o->offset ||
-	    o->ring < 8 || o->ring > 4096 ||
+	    o->ring < 8 || o->ring > 1024 || /* buffers: 2 KiB each, in 8 MiB */
 	    (o->ring & (o->ring - 1)) || o->burst < 1 || o->burst > o->ring ||
 	    o->seconds < 0 || o->warmup < 0) {
 		usage(stderr);
