@@ -123,6 +123,8 @@ struct vhu_dev *vhu_dev_new(const struct vhu_dev_opts *uopts)
 		dev->offered_protocol |= VHU_BIT(VHU_PF_NET_MTU);
 	if (dev->ops.send_rarp)
 		dev->offered_protocol |= VHU_BIT(VHU_PF_RARP);
+	if (o.inflight)
+		dev->offered_protocol |= VHU_BIT(VHU_PF_INFLIGHT_SHMFD);
 	dev->offered_protocol &= ~o.protocol_features_off;
 
 	dev->mode = VHU_MODE_NONE;
@@ -210,6 +212,7 @@ void vhu_dev_reset_state(struct vhu_dev *dev)
 	for (uint16_t i = 0; i < dev->nvq; i++)
 		vhu_vq_reset(&dev->vqs[i]);
 	vhu_dirty_log_clear(dev);
+	vhu_inflight_clear(dev); /* the region's content stays for the next */
 	vhu_mem_clear(&dev->mem);
 	vhu_backend_close(dev);
 	if (dev->log_call_fd >= 0)

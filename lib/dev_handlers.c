@@ -393,11 +393,33 @@ int vhu_h_set_config(struct vhu_dev *dev, struct vhu_rx *rx,
 				   rx->msg.u.config.data, h.size, h.flags);
 }
 
+int vhu_h_get_inflight_fd(struct vhu_dev *dev, struct vhu_rx *rx,
+			  struct vhu_reply *reply)
+{
+	struct vhu_inflight msg = rx->msg.u.inflight;
+
+	reply->size = sizeof(struct vhu_inflight);
+	return vhu_inflight_get_fd(dev, &msg, (struct vhu_inflight *)reply->u.bytes,
+				   &reply->fd);
+}
+
+int vhu_h_set_inflight_fd(struct vhu_dev *dev, struct vhu_rx *rx,
+			  struct vhu_reply *reply)
+{
+	struct vhu_inflight msg = rx->msg.u.inflight;
+
+	return vhu_inflight_set_fd(dev, &msg, vhu_rx_take_fd(rx, 0));
+}
+
 int vhu_h_reset_device(struct vhu_dev *dev, struct vhu_rx *rx,
 		       struct vhu_reply *reply)
 {
 	for (uint16_t i = 0; i < dev->nvq; i++)
 		vhu_vq_reset(&dev->vqs[i]);
+	/* A reset device has nothing in flight: the region must not hand
+	 * anything out again if the front-end sends it back. */
+	vhu_inflight_forget(dev);
+	vhu_inflight_clear(dev);
 	dev->features = 0;
 	dev->features_set = false;
 	dev->status = 0;

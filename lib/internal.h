@@ -13,6 +13,7 @@
 
 #include "conn.h"
 #include "dirty_log.h"
+#include "inflight.h"
 #include "log.h"
 #include "mem.h"
 #include "proto.h"
@@ -65,6 +66,8 @@ struct vhu_vq {
 	const struct vhu_dirty_log *burst_log;
 	uint32_t used_since_signal;    /* packed: descs used since last notify */
 	struct vring_desc *bounce;     /* indirect tables that cross regions */
+	struct vhu_ifl_queue *ifl;     /* inflight tracking, or NULL */
+	uint32_t gen;                  /* vhu_vq_generation() */
 	_Atomic int kick_fd;
 	_Atomic int call_fd;
 	_Atomic int err_fd;
@@ -121,6 +124,9 @@ struct vhu_dev {
 	struct vhu_dirty_log *dirty_log;      /* the last SET_LOG_BASE */
 	struct vhu_dirty_log *log_stale;      /* replaced, a burst overstayed */
 	bool log_held; /* LOG_ALL without a log: rings do not run */
+
+	/* Inflight tracking (inflight.h): the last SET_INFLIGHT_FD. */
+	struct vhu_inflight_map *inflight;
 
 	/* Connection. */
 	enum { VHU_MODE_NONE, VHU_MODE_SERVER, VHU_MODE_CLIENT, VHU_MODE_FD } mode;

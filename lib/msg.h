@@ -97,6 +97,8 @@ int vhu_h_vring_kick(struct vhu_dev *, struct vhu_rx *, struct vhu_reply *);
 int vhu_h_get_max_mem_slots(struct vhu_dev *, struct vhu_rx *, struct vhu_reply *);
 int vhu_h_add_mem_reg(struct vhu_dev *, struct vhu_rx *, struct vhu_reply *);
 int vhu_h_rem_mem_reg(struct vhu_dev *, struct vhu_rx *, struct vhu_reply *);
+int vhu_h_get_inflight_fd(struct vhu_dev *, struct vhu_rx *, struct vhu_reply *);
+int vhu_h_set_inflight_fd(struct vhu_dev *, struct vhu_rx *, struct vhu_reply *);
 int vhu_h_set_status(struct vhu_dev *, struct vhu_rx *, struct vhu_reply *);
 int vhu_h_get_status(struct vhu_dev *, struct vhu_rx *, struct vhu_reply *);
 

@@ -195,7 +195,10 @@ int vhu_net_enqueue(struct vhu_vq *vq, const struct vhu_net_pkt *pkts, unsigned 
 	uint32_t hs;
 	bool mrg;
 
-	if ((st & (VHU_VQ_RUNNING | VHU_VQ_ENABLED)) != (VHU_VQ_RUNNING | VHU_VQ_ENABLED)) {
+	/* Inflight tracking is for devices that can replay a request; the
+	 * net paths give buffers back untracked (vhu_dev_opts.inflight). */
+	if ((st & (VHU_VQ_RUNNING | VHU_VQ_ENABLED)) != (VHU_VQ_RUNNING | VHU_VQ_ENABLED) ||
+	    unlikely(vq->ifl)) {
 		count(vq, st & VHU_VQ_BROKEN ? NS_RING_ERROR : NS_NOT_READY, n);
 		vhu_vq_end(vq);
 		return 0;
@@ -322,6 +325,10 @@ int vhu_net_dequeue(struct vhu_vq *vq, struct vhu_net_pkt *pkts,
 	if (!(st & VHU_VQ_RUNNING)) {
 		vhu_vq_end(vq);
 		return st & VHU_VQ_BROKEN ? -EIO : 0;
+	}
+	if (unlikely(vq->ifl)) { /* as in vhu_net_enqueue() */
+		vhu_vq_end(vq);
+		return -EOPNOTSUPP;
 	}
 	if (!vq_has_avail(vq) || n == 0) { /* the usual poll of an idle guest */
 		vhu_vq_end(vq);

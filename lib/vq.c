@@ -38,6 +38,10 @@ static uint32_t burst_check_lost_memory(struct vhu_vq *vq)
 		vhu_vq_fail(vq, "the dirty log vanished under its mapping (file "
 			    "truncated?); the SIGBUS guard replaced it with zero "
 			    "pages, and writes can no longer be logged");
+	else if (vq->ifl && vq->dev->inflight &&
+		 atomic_load_explicit(&vq->dev->inflight->lost, memory_order_relaxed))
+		vhu_vq_fail(vq, "the inflight region vanished under its mapping "
+			    "(file truncated?); requests can no longer be tracked");
 	else if (r)
 		vhu_vq_fail(vq, "guest memory at gpa 0x%llx (size 0x%llx) vanished "
 			    "under a mapping (file truncated?); the SIGBUS guard "
@@ -160,6 +164,27 @@ const void *vhu_vq_indirect_table(struct vhu_vq *vq, struct vhu_chain *c,
 	return vq->bounce;
 }
 
+/* Inflight tracking on: first what a previous back-end left in flight,
+ * then new requests, each recorded before the application sees it. */
+static __attribute__((noinline)) int pop_tracked(struct vhu_vq *vq,
+						 struct vhu_req *reqs, unsigned max,
+						 struct vhu_seg *segs, unsigned nsegs)
+{
+	uint16_t from = vq->last_avail_idx;
+	bool from_wrap = vq->avail_wrap;
+	int n = vhu_inflight_pop_resubmit(vq, reqs, max, segs, nsegs);
+
+	if (n == 0) {
+		n = vq->packed ? vhu_vq_pop_packed(vq, reqs, max, segs, nsegs)
+			       : vhu_vq_pop_split(vq, reqs, max, segs, nsegs);
+		if (n > 0 && vhu_inflight_popped(vq, reqs, (unsigned)n, from, from_wrap))
+			return -EIO;
+	}
+	if (n > 0)
+		STAT_ADD(vq, st_popped, (uint64_t)n);
+	return n;
+}
+
 int vhu_vq_pop(struct vhu_vq *vq, struct vhu_req *reqs, unsigned max,
 	       struct vhu_seg *segs, unsigned nsegs)
 {
@@ -170,6 +195,8 @@ int vhu_vq_pop(struct vhu_vq *vq, struct vhu_req *reqs, unsigned max,
 		return s & VHU_DP_BROKEN ? -EIO : 0;
 	if (max == 0)
 		return 0;
+	if (unlikely(vq->ifl))
+		return pop_tracked(vq, reqs, max, segs, nsegs);
 	n = vq->packed ? vhu_vq_pop_packed(vq, reqs, max, segs, nsegs)
 		       : vhu_vq_pop_split(vq, reqs, max, segs, nsegs);
 	if (n > 0)
@@ -190,9 +217,14 @@ int vhu_vq_push(struct vhu_vq *vq, const struct vhu_req *reqs,
 	uint16_t old_used = vq->used_idx;
 	bool old_wrap = vq->used_wrap;
 
-	rc = vq->packed ? vhu_vq_push_packed(vq, reqs, written, n)
-			: vhu_vq_push_split(vq, reqs, written, n);
-	if (rc == 0) {
+	if (unlikely(vq->ifl))
+		rc = vhu_inflight_push(vq, reqs, written, n);
+	else
+		rc = vq->packed ? vhu_vq_push_packed(vq, reqs, written, n)
+				: vhu_vq_push_split(vq, reqs, written, n);
+	/* Tracked packed requests go one at a time: a bad one may come after
+	 * good ones were used, which count (and are logged) all the same. */
+	if (rc == 0 || vq->used_idx != old_used || vq->used_wrap != old_wrap) {
 		STAT_ADD(vq, st_pushed, n);
 		vq->pending_used = (uint16_t)(vq->pending_used + n);
 		if (unlikely(vq->burst_log)) {
@@ -306,6 +338,11 @@ uint64_t vhu_vq_kick_clear(struct vhu_vq *vq)
 		return 0;
 	STAT_ADD_SHARED(vq, st_kicks, v);
 	return v;
+}
+
+uint32_t vhu_vq_generation(const struct vhu_vq *vq)
+{
+	return vq->gen;
 }
 
 uint16_t vhu_vq_index(const struct vhu_vq *vq)

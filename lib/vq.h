@@ -244,6 +244,15 @@ int vhu_vq_push_split(struct vhu_vq *vq, const struct vhu_req *reqs,
 bool vhu_vq_need_call_split(struct vhu_vq *vq);
 int vhu_vq_set_kicks_split(struct vhu_vq *vq, bool on);
 
+/* One request handed out again after a restart (inflight.h): split, the
+ * chain at @head of the descriptor table; packed, the @n descriptors kept
+ * in @d.  The segments used, or -errno as vhu_vq_pop(). */
+int vhu_vq_take_head(struct vhu_vq *vq, uint16_t head, struct vhu_req *req,
+		     struct vhu_seg *segs, unsigned nsegs);
+int vhu_vq_take_stored(struct vhu_vq *vq, const struct vhu_ifl_stored *d,
+		       uint32_t n, struct vhu_req *req, struct vhu_seg *segs,
+		       unsigned nsegs);
+
 int vhu_vq_pop_packed(struct vhu_vq *vq, struct vhu_req *reqs, unsigned max,
 		      struct vhu_seg *segs, unsigned nsegs);
 int vhu_vq_push_packed(struct vhu_vq *vq, const struct vhu_req *reqs,

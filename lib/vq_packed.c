@@ -104,6 +104,40 @@ static int walk_chain(struct vhu_vq *vq, uint16_t flags, struct vhu_chain *c,
 	}
 }
 
+int vhu_vq_take_stored(struct vhu_vq *vq, const struct vhu_ifl_stored *d,
+		       uint32_t n, struct vhu_req *req, struct vhu_seg *segs,
+		       unsigned nsegs)
+{
+	struct vhu_chain c;
+	int rc;
+
+	/* Checked when the region was read (inflight_ring.c): 1 .. size
+	 * descriptors, NEXT on all but the last, INDIRECT alone, id < size. */
+	chain_init(&c, vq, segs, nsegs);
+	for (uint32_t k = 0; k < n; k++) {
+		if (d[k].flags & VRING_DESC_F_INDIRECT) {
+			if (unlikely(!vq->indirect))
+				return vhu_vq_fail(vq, "inflight indirect descriptor "
+						   "without VIRTIO_F_INDIRECT_DESC");
+			rc = walk_indirect(vq, &c, d[k].addr, d[k].len, 0);
+		} else {
+			rc = chain_add(&c, d[k].addr, d[k].len,
+				       d[k].flags & VRING_DESC_F_WRITE);
+			if (unlikely(rc == -EIO))
+				return vhu_vq_fail(vq, "inflight buffer %u: %s (addr "
+						   "0x%llx len %u)", d[n - 1].id,
+						   c.why, (unsigned long long)d[k].addr,
+						   d[k].len);
+		}
+		if (unlikely(rc))
+			return rc;
+	}
+	chain_to_req(&c, req);
+	req->id = d[n - 1].id;
+	req->ndesc = (uint16_t)n;
+	return (int)c.n;
+}
+
 /* The common request: one direct descriptor @d (first flags @flags) in
  * one region (req_single()); false leaves it to walk_chain(). */
 static inline bool pop_single(const struct vring_packed_desc *d, uint16_t flags,

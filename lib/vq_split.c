@@ -141,6 +141,25 @@ int vhu_vq_pop_split(struct vhu_vq *vq, struct vhu_req *reqs, unsigned max,
 	return (int)n;
 }
 
+int vhu_vq_take_head(struct vhu_vq *vq, uint16_t head, struct vhu_req *req,
+		     struct vhu_seg *segs, unsigned nsegs)
+{
+	struct vhu_chain c;
+	int rc;
+
+	if (unlikely(head >= vq->size))
+		return vhu_vq_fail(vq, "inflight head %u; the ring has %u", head,
+				   vq->size);
+	chain_init(&c, vq, segs, nsegs);
+	rc = walk_chain(vq, head, &c);
+	if (rc)
+		return rc;
+	chain_to_req(&c, req);
+	req->id = head;
+	req->ndesc = 1;
+	return (int)c.n;
+}
+
 int vhu_vq_push_split(struct vhu_vq *vq, const struct vhu_req *reqs,
 		      const uint32_t *written, unsigned n)
 {

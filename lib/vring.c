@@ -261,11 +261,21 @@ int vhu_vq_start(struct vhu_vq *vq)
 	vq->desc = d;
 	vq->avail = a;
 	vq->used = u;
-	if (vq->packed) {
+	/* With inflight tracking the region knows the position (1); a fresh
+	 * region, or none, leaves it to the ring. */
+	rc = vhu_inflight_start(vq);
+	if (rc == -ENOMEM)
+		return rc;
+	if (rc < 0)
+		recovered = false;
+	if (vq->packed && rc == 0) {
 		rc = vhu_vq_recover_packed(vq);
-		if (rc == -ENOMEM)
+		if (rc == -ENOMEM) {
+			vhu_inflight_stop(vq);
 			return rc;
+		}
 		recovered = rc == 0;
+		vhu_inflight_fresh(vq);
 	}
 	vq->features = dev->features;
 	vq->event_idx = vhu_has_feature(dev, VHU_F_EVENT_IDX);
@@ -281,6 +291,7 @@ int vhu_vq_start(struct vhu_vq *vq)
 	vq->signalled_used_valid = false;
 	vq->used_since_signal = 0;
 	vq->pending_used = 0;
+	vq->gen++;
 	vq->started = true;
 	vq->broken = false;
 	/* Without protocol features no SET_VRING_ENABLE will come: a started
@@ -345,6 +356,7 @@ void vhu_vq_stop(struct vhu_vq *vq)
 	vq_pause(vq);
 	vq->started = false;
 	vq->desc = vq->avail = vq->used = NULL;
+	vhu_inflight_stop(vq);
 	vq_publish_state(vq);
 	vhu_vq_set_kick_fd(vq, -1, false);
 	vhu_vq_set_call_fd(vq, -1);

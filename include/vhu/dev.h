@@ -147,6 +147,16 @@ struct vhu_dev_opts {
 	/* SIGBUS guard for this device's guest memory (vhu/guard.h); NULL:
 	 * none.  Shared by any number of devices; outlives them. */
 	struct vhu_guard *guard;
+	/*
+	 * The device can take a request again after a back-end crash (a block
+	 * device: reads and writes may be done twice; not virtio-net, which
+	 * leaves this false).  vhu then offers INFLIGHT_SHMFD and records every
+	 * request from vhu_vq_pop() to vhu_vq_push() in a region the front-end
+	 * keeps for the next back-end: a restarted one gets the requests that
+	 * were in flight again, oldest first (vhu/vq.h).  Nothing to do but set
+	 * this; docs/blk.md says what is replayed.
+	 */
+	bool inflight;
 };
 
 /** vhu_dev_new() - create a device.  NULL with errno set on failure. */

@@ -173,6 +173,16 @@ VHU_API uint32_t vhu_vq_size(const struct vhu_vq *vq);
 VHU_API bool vhu_vq_packed(const struct vhu_vq *vq);
 VHU_API bool vhu_vq_in_order(const struct vhu_vq *vq);
 
+/**
+ * vhu_vq_generation() - changes every time the queue starts.  A request
+ * taken in a burst of another generation than the current one can no
+ * longer be pushed (the queue stopped in between; with inflight tracking
+ * it is handed out again): an application that keeps requests across
+ * bursts (I/O in progress) compares the generation it saw at pop with this,
+ * inside a running burst, and drops stale ones.
+ */
+VHU_API uint32_t vhu_vq_generation(const struct vhu_vq *vq);
+
 /** Counters of a queue, updated by the data plane. */
 struct vhu_vq_stats {
 	uint64_t popped;   /* requests taken */
