@@ -207,6 +207,11 @@ void vhu_dev_check_ready(struct vhu_dev *dev)
 		dev->ops.device_stopped(dev, dev->opaque);
 }
 
+void vhu_dev_crash_at(struct vhu_dev *dev, uint32_t n)
+{
+	dev->crash_at = n;
+}
+
 void vhu_dev_reset_state(struct vhu_dev *dev)
 {
 	for (uint16_t i = 0; i < dev->nvq; i++)

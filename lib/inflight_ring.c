@@ -23,9 +23,12 @@
 
 /* Barrier [ifl-order]: stores before it are issued before stores after it
  * (a SIGKILL between them leaves the first ones in the region); pairs with
- * the repair in start_split() / start_packed(). */
-static inline void ifl_order(void)
+ * the repair in start_split() / start_packed().  Each is also a point
+ * where the test build of the library can die (VHU_CRASH_POINTS). */
+static inline void ifl_order(struct vhu_vq *vq)
 {
+	atomic_signal_fence(memory_order_seq_cst);
+	vhu_crash_point(vq->dev);
 	atomic_signal_fence(memory_order_seq_cst);
 }
 
@@ -78,7 +81,7 @@ static void init_split(struct vhu_vq *vq, struct vhu_ifl_split *r)
 	st16(&r->desc_num, (uint16_t)vq->size);
 	st16(&r->last_batch_head, 0);
 	st16(&r->used_idx, ld16(VRING_USED_IDX(vq->used)));
-	ifl_order();
+	ifl_order(vq);
 	st16(&r->version, VHU_INFLIGHT_VERSION);
 }
 
@@ -115,7 +118,7 @@ static int start_split(struct vhu_vq *vq, struct vhu_ifl_queue *q)
 			st8(&r->desc[h].inflight, 0);
 			h = ld16(&r->desc[h].next);
 		}
-		ifl_order();
+		ifl_order(vq);
 		st16(&r->used_idx, used);
 	}
 	v = malloc(size * sizeof(*v));
@@ -176,7 +179,7 @@ static void init_packed(struct vhu_vq *vq, struct vhu_ifl_packed *r)
 	st16(&r->old_used_idx, vq->used_idx);
 	st8(&r->used_wrap_counter, vq->used_wrap);
 	st8(&r->old_used_wrap_counter, vq->used_wrap);
-	ifl_order();
+	ifl_order(vq);
 	st16(&r->version, VHU_INFLIGHT_VERSION);
 }
 
@@ -472,8 +475,8 @@ int vhu_inflight_pop_resubmit(struct vhu_vq *vq, struct vhu_req *reqs,
 	return (int)n;
 }
 
-static void popped_split(struct vhu_ifl_queue *q, const struct vhu_req *reqs,
-			 unsigned n)
+static void popped_split(struct vhu_vq *vq, struct vhu_ifl_queue *q,
+			 const struct vhu_req *reqs, unsigned n)
 {
 	struct vhu_ifl_split *r = q->region;
 
@@ -481,7 +484,7 @@ static void popped_split(struct vhu_ifl_queue *q, const struct vhu_req *reqs,
 		struct vhu_ifl_split_desc *d = &r->desc[reqs[i].id];
 
 		st64(&d->counter, q->counter++);
-		ifl_order();
+		ifl_order(vq);
 		st8(&d->inflight, 1);
 	}
 }
@@ -520,10 +523,10 @@ static int popped_packed(struct vhu_vq *vq, struct vhu_ifl_queue *q,
 			st32(&r->desc[fh].len, ld32(&d->len));
 			st16(&r->desc[fh].flags, ld16(&d->flags));
 			st16(&r->desc[fh].id, last ? reqs[i].id : ld16(&d->id));
-			ifl_order();
+			ifl_order(vq);
 			st16(&r->free_head, ld16(&r->desc[fh].next));
 			if (last) {
-				ifl_order();
+				ifl_order(vq);
 				st16(&r->old_free_head, ld16(&r->free_head));
 			}
 			if (++slot == size) {
@@ -540,7 +543,7 @@ int vhu_inflight_popped(struct vhu_vq *vq, const struct vhu_req *reqs,
 			unsigned n, uint16_t from, bool from_wrap)
 {
 	if (!vq->ifl->packed) {
-		popped_split(vq->ifl, reqs, n);
+		popped_split(vq, vq->ifl, reqs, n);
 		return 0;
 	}
 	return popped_packed(vq, vq->ifl, reqs, n, from, from_wrap);
@@ -562,14 +565,14 @@ static int push_split(struct vhu_vq *vq, struct vhu_ifl_queue *q,
 		head = reqs[i].id;
 	}
 	st16(&r->last_batch_head, head);
-	ifl_order();
+	ifl_order(vq);
 	rc = vhu_vq_push_split(vq, reqs, written, n);
 	if (rc)
 		return rc;
-	ifl_order();
+	ifl_order(vq);
 	for (unsigned i = 0; i < n; i++)
 		st8(&r->desc[reqs[i].id].inflight, 0);
-	ifl_order();
+	ifl_order(vq);
 	st16(&r->used_idx, vq->used_idx);
 	return 0;
 }
@@ -603,19 +606,19 @@ static int push_packed_one(struct vhu_vq *vq, struct vhu_ifl_queue *q,
 	}
 	st16(&r->used_idx, (uint16_t)pos);
 	st8(&r->used_wrap_counter, wrap);
-	ifl_order();
+	ifl_order(vq);
 	rc = vhu_vq_push_packed(vq, req, written, 1);
 	if (rc)
 		return rc;
-	ifl_order();
+	ifl_order(vq);
 	st8(&r->desc[e].inflight, 0);
 	q->entry_of_id[req->id] = VHU_IFL_NONE;
-	ifl_order();
+	ifl_order(vq);
 	/* The commit: free list first, the used index last (repair_packed()
 	 * compares index and wrap). */
 	st16(&r->old_free_head, e);
 	st8(&r->old_used_wrap_counter, wrap);
-	ifl_order();
+	ifl_order(vq);
 	st16(&r->old_used_idx, (uint16_t)pos);
 	return 0;
 }

@@ -127,6 +127,7 @@ struct vhu_dev {
 
 	/* Inflight tracking (inflight.h): the last SET_INFLIGHT_FD. */
 	struct vhu_inflight_map *inflight;
+	uint32_t crash_at; /* test build: vhu_crash_point() countdown */
 
 	/* Connection. */
 	enum { VHU_MODE_NONE, VHU_MODE_SERVER, VHU_MODE_CLIENT, VHU_MODE_FD } mode;
@@ -144,6 +145,29 @@ struct vhu_dev {
 	bool in_dispatch;
 	bool disconnect_pending;
 };
+
+/*
+ * Crash points, for the tests of inflight tracking: in the library built
+ * with VHU_CRASH_POINTS (never installed), the process dies with
+ * VHU_CRASH_EXIT at the crash_at-th point reached, leaving shared memory
+ * as a SIGKILL there would.  A no-op in the real library.
+ */
+#define VHU_CRASH_EXIT 86
+#ifdef VHU_CRASH_POINTS
+#include <unistd.h>
+static inline void vhu_crash_point(struct vhu_dev *dev)
+{
+	if (dev->crash_at && --dev->crash_at == 0)
+		_exit(VHU_CRASH_EXIT);
+}
+#else
+static inline void vhu_crash_point(struct vhu_dev *dev)
+{
+	(void)dev;
+}
+#endif
+/* Tests: arm the countdown (0: off). */
+void vhu_dev_crash_at(struct vhu_dev *dev, uint32_t n);
 
 /* dev.c */
 void vhu_dev_conn_established(struct vhu_dev *dev, int fd);
