@@ -47,6 +47,15 @@
  * fetches it again (vhu_vq_kick_fd()) after those events.  A request held
  * across a stop cannot be returned any more: hold none past a burst when
  * the device cannot replay it (virtio-net's calls never do).
+ *
+ * A device that completes requests out of order and holds them across
+ * bursts (a block device waiting for its I/O) sets vhu_dev_opts.inflight:
+ * vhu then records each request from pop to push in the front-end's
+ * inflight region, and after a restart of the queue, or of the whole
+ * back-end process, vhu_vq_pop() hands out first the requests that were
+ * in flight, oldest first, then new ones.  The application drops what it
+ * held from before (vhu_vq_generation() tells) and does the replayed
+ * requests again: it must be able to do a request twice.
  */
 #ifndef VHU_VQ_H
 #define VHU_VQ_H
