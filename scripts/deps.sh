@@ -8,6 +8,7 @@ VHU_PACKAGES=(
 	check valgrind                           # unit tests
 	libev-dev libhugetlbfs-dev               # examples, libev glue
 	libxdp-dev libbpf-dev                    # vhu-l2fwd (AF_XDP)
+	liburing-dev                             # vhu-blk (io_uring)
 	dpdk dpdk-dev qemu-system-x86 busybox-static # real peers (dpdk-testpmd is in dpdk-dev)
 	cpio kmod xz-utils zstd iproute2 ethtool # guest image, namespaces
 	socat                                    # QMP client (test/interop/qemu-migrate.sh)

@@ -24,7 +24,7 @@ scratch=$(mktemp -d /tmp/vhu-fuzz.XXXXXX)
 trap 'rm -rf "$scratch"' EXIT
 passed=0
 failed=0
-for t in msg session split packed net; do
+for t in msg session split packed net blk; do
 	mkdir -p "$scratch/$t"
 	cp -r "fuzz/corpus/$t/." "$scratch/$t/" 2>/dev/null
 	if "./$build/fuzz/fuzz_$t" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
