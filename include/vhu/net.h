@@ -26,6 +26,10 @@
 
 #include <vhu/vq.h>
 
+/* Declared here too: <vhu/vq.h> reaches this header (through vhu.h)
+ * before its own declarations when it is the first one included. */
+struct vhu_vq;
+
 #ifdef __cplusplus
 extern "C" {
 #endif
