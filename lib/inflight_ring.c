@@ -198,8 +198,16 @@ static int repair_packed(struct vhu_vq *vq, struct vhu_ifl_packed *r)
 	if (ui != oui || uw != ouw) {
 		const struct vring_packed_desc *ring = vq->desc;
 		uint16_t f = ld16(&ring[oui].flags);
-		bool told = (bool)(f & VRING_PACKED_DESC_F_AVAIL) == (bool)ouw &&
-			    (bool)(f & VRING_PACKED_DESC_F_USED) == (bool)ouw;
+		bool told;
+
+		/* The return cut short began at oui, in the lap of the new
+		 * position, or the one before when it crossed the end of the
+		 * ring (a whole lap: ui == oui): a cut inside the commit may
+		 * have stored the new wrap into old_used_wrap_counter already
+		 * (test_inflight found it). */
+		ouw = ui > oui ? uw : !uw;
+		told = (bool)(f & VRING_PACKED_DESC_F_AVAIL) == (bool)ouw &&
+		       (bool)(f & VRING_PACKED_DESC_F_USED) == (bool)ouw;
 
 		if (told) {
 			st16(&r->old_free_head, fh);

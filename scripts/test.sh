@@ -10,7 +10,8 @@
 #   4. runs the interop tests against real peers: QEMU booting a Linux guest
 #      (handshake; vhu-l2fwd carrying ping and TCP; live migration between
 #      two vhu-l2fwd ports; vhu-l2fwd killed and restarted under a guest's
-#      TCP stream), and DPDK's virtio_user
+#      TCP stream; vhu-blk killed and restarted under a guest's O_DIRECT
+#      writes), and DPDK's virtio_user
 #      (dpdk-testpmd: handshake, traffic with vhu-bench and vhu-l2fwd), and
 #      the bench/ scripts in short runs (test/interop/bench-scripts.sh),
 #   5. runs every fuzz target for a minute (scripts/fuzz.sh).
@@ -68,7 +69,7 @@ else
 fi
 
 stage "ThreadSanitizer: data-plane threads against the control thread"
-bash scripts/tsan.sh test_vq_stress test_mem test_vq test_net test_fe_loop test_handshake test_codec test_dirty_log test_recover
+bash scripts/tsan.sh test_vq_stress test_mem test_vq test_net test_fe_loop test_handshake test_codec test_dirty_log test_recover test_inflight test_inflight_hostile
 result "tsan" $?
 
 stage "valgrind memcheck"
@@ -95,7 +96,7 @@ for t in build-test-gcc/test/test_*; do
 done
 
 if [[ ${VHU_SKIP_INTEROP:-0} != 1 ]]; then
-	for s in qemu-handshake dpdk-handshake dpdk-traffic qemu-l2fwd qemu-migrate qemu-reconnect dpdk-l2fwd bench-scripts; do
+	for s in qemu-handshake dpdk-handshake dpdk-traffic qemu-l2fwd qemu-migrate qemu-reconnect qemu-blk dpdk-l2fwd bench-scripts; do
 		stage "interop: $s"
 		timeout 900 "test/interop/$s.sh" "$repo/build-test-gcc"
 		result "$s" $?

@@ -244,6 +244,43 @@ int vhu_fe_backend_reply(struct vhu_fe *fe, const struct vhu_fe_breq *req,
 void vhu_fe_breq_close_fds(struct vhu_fe_breq *req);
 
 /* ------------------------------------------------------------------------
+ * Inflight I/O tracking (fe_inflight.c), INFLIGHT_SHMFD: the back-end
+ * makes a shared region, the front-end keeps it and hands it to every
+ * back-end that comes after (QEMU's vhost-user-blk).
+ */
+
+/** An inflight region as GET_INFLIGHT_FD described it. */
+struct vhu_fe_inflight {
+	int fd;               /* -1: none */
+	uint64_t mmap_size;
+	uint64_t mmap_offset;
+	uint16_t num_queues;
+	uint16_t queue_size;
+};
+
+/**
+ * vhu_fe_get_inflight_fd() - GET_INFLIGHT_FD for @num_queues rings of
+ * @queue_size entries.  The region's fd (the caller's to close; -1 when
+ * the back-end answered without one) and where it lies in it.  A reply of
+ * the wrong size is -EPROTO.
+ */
+int vhu_fe_get_inflight_fd(struct vhu_fe *fe, uint16_t num_queues,
+			   uint16_t queue_size, int *fd, uint64_t *mmap_size,
+			   uint64_t *mmap_offset);
+/** vhu_fe_set_inflight_fd() - SET_INFLIGHT_FD: @fd is sent and stays the
+ *  caller's; @fd < 0 sends none (hostile tests).  Acked when NEED_REPLY is
+ *  on (vhu_fe_set_need_reply()). */
+int vhu_fe_set_inflight_fd(struct vhu_fe *fe, int fd, uint64_t mmap_size,
+			   uint64_t mmap_offset, uint16_t num_queues,
+			   uint16_t queue_size);
+/** vhu_fe_inflight() - the region the fe keeps (fd -1: none yet).  The fd
+ *  stays the fe's. */
+void vhu_fe_inflight(const struct vhu_fe *fe, struct vhu_fe_inflight *out);
+/** vhu_fe_set_inflight() - replace the region the fe keeps with a dup of
+ *  @r->fd (@r NULL or fd < 0: forget it; the next start gets a new one). */
+int vhu_fe_set_inflight(struct vhu_fe *fe, const struct vhu_fe_inflight *r);
+
+/* ------------------------------------------------------------------------
  * Guest memory (fe_mem.c)
  */
 
@@ -593,6 +630,12 @@ struct vhu_fe_handshake_opts {
 	 * the position of its last clean stop when it never stopped. */
 	bool keep_rings;
 	bool crash_base;
+	/* Inflight tracking as QEMU 7.2's vhost-user-blk does it, when the
+	 * back-end offers INFLIGHT_SHMFD (else nothing): after SET_FEATURES,
+	 * GET_INFLIGHT_FD for num_queues rings of ring_size when the fe keeps
+	 * no region yet (the first connection), then SET_INFLIGHT_FD with the
+	 * kept one on every start, before the memory table and the rings. */
+	bool inflight;
 	/* guest memory created when the fe has none: */
 	unsigned mem_regions;      /* default 2 */
 	uint64_t mem_region_size;  /* default 4 MiB */
@@ -610,7 +653,7 @@ struct vhu_fe_handshake_info {
  * vhu_fe_handshake() - GET_FEATURES, GET_PROTOCOL_FEATURES,
  * SET_PROTOCOL_FEATURES, GET_QUEUE_NUM (MQ), GET_MAX_MEM_SLOTS
  * (CONFIGURE_MEM_SLOTS), SET_BACKEND_REQ_FD (BACKEND_REQ), SET_OWNER,
- * SET_FEATURES, SET_MEM_TABLE or ADD_MEM_REG per region, then for every
+ * SET_FEATURES, GET/SET_INFLIGHT_FD (opts->inflight), SET_MEM_TABLE or ADD_MEM_REG per region, then for every
  * queue NUM/ADDR/BASE/KICK/CALL and SET_VRING_ENABLE 1, then SET_STATUS
  * (DRIVER_OK) if STATUS was negotiated.  @opts may be NULL; @info may be
  * NULL.  On a fe that did a handshake before (reconnect), memory is kept

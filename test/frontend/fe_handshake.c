@@ -155,6 +155,8 @@ static int fe_hs_start(struct vhu_fe *fe, const struct vhu_fe_handshake_opts *o,
 	if (o->packed && !(fe->offered_features & VHU_BIT(VHU_F_RING_PACKED)))
 		return -EOPNOTSUPP;
 	err = vhu_fe_set_features(fe, acked);
+	if (!err && o->inflight && (pf & VHU_BIT(VHU_PF_INFLIGHT_SHMFD)))
+		err = fe_inflight_start(fe, o->num_queues, o->ring_size);
 	if (!err && memory)
 		err = fe_hs_memory(fe, o);
 	if (err)

@@ -39,6 +39,10 @@ struct vhu_fe {
 	unsigned nqueues;
 	bool crash_base; /* vhu_fe_handshake_opts.crash_base of the last start */
 
+	/* fe_inflight.c: the inflight region, kept across connections as
+	 * QEMU keeps it across back-end restarts (fd -1: none). */
+	struct vhu_fe_inflight ifl;
+
 	FILE *record; /* fe_record.c: VHU_FE_RECORD */
 };
 
@@ -65,6 +69,11 @@ uint32_t fe_req_flags(const struct vhu_fe *fe, uint32_t request);
 
 /* fe_mem.c */
 void fe_mem_free(struct vhu_fe *fe);
+
+/* fe_inflight.c */
+void fe_inflight_free(struct vhu_fe *fe);
+int fe_inflight_start(struct vhu_fe *fe, uint16_t num_queues,
+		      uint16_t queue_size);
 
 /* fe_queue.c */
 void fe_queues_free(struct vhu_fe *fe);

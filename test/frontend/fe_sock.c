@@ -114,6 +114,7 @@ static struct vhu_fe *fe_alloc(const char *path)
 	fe->sock = -1;
 	fe->listen_fd = -1;
 	fe->backend_fd = -1;
+	fe->ifl.fd = -1;
 	fe->timeout_ms = VHU_FE_DEFAULT_TIMEOUT_MS;
 	strcpy(fe->path, path);
 	for (unsigned i = 0; i < VHU_FE_MAX_QUEUES; i++) {
@@ -232,6 +233,7 @@ void vhu_fe_free(struct vhu_fe *fe)
 	}
 	fe_queues_free(fe);
 	fe_mem_free(fe);
+	fe_inflight_free(fe);
 	fe_record_close(fe);
 	free(fe);
 }

@@ -64,6 +64,7 @@ void env_up(struct env *e, const struct env_opts *o)
 		.queue_pairs = true, .device_features = o->device_features,
 		.min_ready_queues = 2, .log = tu_log, .log_level = VHU_LOG_INFO,
 		.ops = &env_ops, .opaque = e, .guard = o->guard,
+		.inflight = o->inflight,
 	};
 	struct vhu_fe_handshake_opts h = {
 		.sz = sizeof(h), .num_queues = o->num_queues ? o->num_queues : 2,
@@ -72,6 +73,7 @@ void env_up(struct env *e, const struct env_opts *o)
 		.mem_regions = o->regions ? o->regions : 2,
 		.mem_region_size = o->region_size ? o->region_size : 4 * MB,
 		.inband_notifications = o->inband, .in_order = o->in_order,
+		.inflight = o->inflight,
 	};
 
 	memset(e, 0, sizeof(*e));

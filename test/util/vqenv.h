@@ -47,6 +47,8 @@ struct env_opts {
 	unsigned regions;       /* default 2 */
 	uint64_t region_size;   /* default 4 MiB */
 	struct vhu_guard *guard; /* SIGBUS guard for the device, or NULL */
+	bool inflight;          /* the device tracks (vhu_dev_opts.inflight),
+				 * the front-end hands it a region (INFLIGHT_SHMFD) */
 };
 
 /* Set up: device, front-end, handshake, device ready, error fds. */
