@@ -72,6 +72,18 @@ static bool sort_by_counter(struct by_counter *v, uint32_t n)
 
 #define BAD(vq, ...) (vhu_err(&(vq)->dev->lg, __VA_ARGS__), -EPROTO)
 
+/* A queue's part written before (version not 0): one this code knows. */
+static int check_header(struct vhu_vq *vq, uint16_t version, uint16_t desc_num)
+{
+	if (version != VHU_INFLIGHT_VERSION)
+		return BAD(vq, "queue %u: inflight region version %u (1 known)",
+			   vq->index, version);
+	if (desc_num != vq->size)
+		return BAD(vq, "queue %u: inflight region has %u entries, the ring "
+			   "%u", vq->index, desc_num, vq->size);
+	return 0;
+}
+
 /* ---- Split ---- */
 
 static void init_split(struct vhu_vq *vq, struct vhu_ifl_split *r)
@@ -91,17 +103,15 @@ static int start_split(struct vhu_vq *vq, struct vhu_ifl_queue *q)
 	uint32_t size = vq->size, count = 0;
 	uint16_t version = ld16(&r->version), used, mark, outstanding;
 	struct by_counter *v;
+	int rc;
 
 	if (version == 0) {
 		init_split(vq, r);
 		return 0;
 	}
-	if (version != VHU_INFLIGHT_VERSION)
-		return BAD(vq, "queue %u: inflight region version %u (1 known)",
-			   vq->index, version);
-	if (ld16(&r->desc_num) != size)
-		return BAD(vq, "queue %u: inflight region has %u entries, the ring "
-			   "%u", vq->index, ld16(&r->desc_num), size);
+	rc = check_header(vq, version, ld16(&r->desc_num));
+	if (rc)
+		return rc;
 	used = ld16(VRING_USED_IDX(vq->used));
 	mark = ld16(&r->used_idx);
 	if (mark != used) {
@@ -347,12 +357,9 @@ static int start_packed(struct vhu_vq *vq, struct vhu_ifl_queue *q)
 		q->entry_of_id[i] = VHU_IFL_NONE;
 	if (version == 0)
 		return 0; /* set up by vhu_inflight_fresh() at the ring's position */
-	if (version != VHU_INFLIGHT_VERSION)
-		return BAD(vq, "queue %u: inflight region version %u (1 known)",
-			   vq->index, version);
-	if (ld16(&r->desc_num) != size)
-		return BAD(vq, "queue %u: inflight region has %u entries, the ring "
-			   "%u", vq->index, ld16(&r->desc_num), size);
+	rc = check_header(vq, version, ld16(&r->desc_num));
+	if (rc)
+		return rc;
 	rc = repair_packed(vq, r);
 	if (rc)
 		return rc;
