@@ -221,13 +221,16 @@ struct vhu_vring_area {
 } __attribute__((packed));
 _Static_assert(sizeof(struct vhu_vring_area) == 24, "vring area");
 
+/* Not packed on the wire: QEMU and DPDK send and expect the C struct's
+ * 24 bytes, its tail padding included. */
 struct vhu_inflight {
 	uint64_t mmap_size;
 	uint64_t mmap_offset;
 	uint16_t num_queues;
 	uint16_t queue_size;
+	uint32_t padding;
 } __attribute__((packed));
-_Static_assert(sizeof(struct vhu_inflight) == 20, "inflight");
+_Static_assert(sizeof(struct vhu_inflight) == 24, "inflight");
 
 struct vhu_shared_object {
 	uint8_t uuid[16];

@@ -715,7 +715,7 @@ START_TEST(mem_table_rules)
 	/* SET_LOG_BASE / SET_INFLIGHT_FD: not negotiated, refused */
 	struct vhu_log lb = { 0, 0 };
 	ck_assert_uint_eq(send_ack(&r, VHU_REQ_SET_LOG_BASE, &lb, sizeof(lb), &mfd, 1), 1);
-	struct vhu_inflight inf = { 4096, 0, 0, 0 };
+	struct vhu_inflight inf = { .mmap_size = 4096 };
 	ck_assert_uint_eq(send_ack(&r, VHU_REQ_SET_INFLIGHT_FD, &inf, sizeof(inf), &mfd, 1), 1);
 	close(mfd);
 	raw_aftermath(&r);
