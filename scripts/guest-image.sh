@@ -8,19 +8,27 @@
 #    depends on (fetched with `apt-get download`, unpacked with dpkg-deb);
 #  - busybox-static for the whole user space of a gzip'd cpio initramfs.
 #
-# The guest's /init mounts proc/sys/dev, loads the virtio network modules in
-# dependency order (from a modules.dep that depmod writes for the unpacked
-# tree), brings eth0 up, prints
+# The guest's /init mounts proc/sys/dev, loads the virtio network and block
+# modules in dependency order (from a modules.dep that depmod writes for the
+# unpacked tree).  With a virtio-net device it brings eth0 up and prints
 #
 #     VHU-GUEST: eth0 up
 #
 # to the console (after `VHU-GUEST: eth0 features <bits>`: the virtio
-# features the driver accepted, from sysfs, bit 0 first) and then runs the
-# command given on the kernel command line as `vhu.cmd=...` (it must be the
-# last parameter: the rest of the line is the command), or a shell on the
-# console.  When that returns, the guest
+# features the driver accepted, from sysfs, bit 0 first); with a virtio-blk
+# device it waits for vda and prints `VHU-GUEST: vda features <bits>` and
+# `VHU-GUEST: vda up <sectors>` (a guest with no virtio-net device prints
+# `VHU-GUEST: no virtio-net device` instead of the eth0 lines).  Then it
+# runs the command given on the kernel command line as `vhu.cmd=...` (it
+# must be the last parameter: the rest of the line is the command), or a
+# shell on the console.  When that returns, the guest
 # powers off (`poweroff -f`; use QEMU's -no-reboot).  Other markers:
 # `VHU-GUEST: init`, `VHU-GUEST: FAIL <what>`, `VHU-GUEST: poweroff`.
+#
+# A test that needs more files in the guest (a workload script, data)
+# appends a second, uncompressed cpio archive to initramfs.cpio.gz (the
+# kernel unpacks concatenated archives in order): guest_initrd_add in
+# test/interop/common.sh.
 #
 # Outputs, in OUTDIR (default .cache/guest under the repository):
 #   vmlinuz  initramfs.cpio.gz  kernel-version  stamp
@@ -32,9 +40,9 @@ set -euo pipefail
 export PATH=$PATH:/usr/sbin:/sbin
 
 # Bump when the image's content or layout changes: forces a rebuild.
-IMAGE_FORMAT=2
+IMAGE_FORMAT=3
 # Modules the guest needs; dependencies are added from modules.dep.
-GUEST_MODULES="virtio_pci virtio_net"
+GUEST_MODULES="virtio_pci virtio_net virtio_blk"
 
 die() {
 	echo "guest-image: $*" >&2
@@ -238,18 +246,39 @@ while read -r m; do
 	insmod "/lib/modules/$m.ko" || fail "insmod $m"
 done </etc/modules.order
 
+# has_virtio ID: a virtio device of that device id is present (1 net, 2
+# block); virtio_pci has probed the PCI functions by now.
+has_virtio() {
+	grep -qx "$1" /sys/bus/virtio/devices/*/device 2>/dev/null
+}
+# wait_path PATH: up to 10 s for PATH to show up.
+wait_path() {
+	n=0
+	while [ ! -e "$1" ] && [ "$n" -lt 100 ]; do
+		sleep 0.1
+		n=$((n + 1))
+	done
+	[ -e "$1" ]
+}
+
 ip link set lo up
-n=0
-while [ ! -e /sys/class/net/eth0 ] && [ "$n" -lt 100 ]; do
-	sleep 0.1
-	n=$((n + 1))
-done
-if [ -e /sys/class/net/eth0 ] && ip link set eth0 up; then
+has_virtio 0x0001 || has_virtio 0x0002 || fail "no virtio device"
+if ! has_virtio 0x0001 && has_virtio 0x0002; then
+	echo "VHU-GUEST: no virtio-net device"
+elif wait_path /sys/class/net/eth0 && ip link set eth0 up; then
 	# The features the driver accepted, one digit per bit, bit 0 first.
 	echo "VHU-GUEST: eth0 features $(cat /sys/class/net/eth0/device/features)"
 	echo "VHU-GUEST: eth0 up"
 else
 	fail "eth0"
+fi
+if has_virtio 0x0002; then
+	if wait_path /sys/block/vda/device/features && wait_path /dev/vda; then
+		echo "VHU-GUEST: vda features $(cat /sys/block/vda/device/features)"
+		echo "VHU-GUEST: vda up $(cat /sys/block/vda/size)"
+	else
+		fail "vda"
+	fi
 fi
 
 # vhu.cmd= takes the rest of the command line.

@@ -379,15 +379,33 @@ guest_image() {
 	VHU_INITRD=$(sed -n 2p "$work/guest-image.out")
 }
 
-# qemu_start DIR N LIFETIME SMP CHARDEV NETDEV DEVICE GUEST_CMD [QEMU_ARG...]:
-# boot the test guest (guest_image) under TCG with 512 MiB of shared memfd
-# memory and one vhost-user NIC, as guest N: console in DIR/console-N.log,
-# QEMU's output in DIR/qemu-N.out/.err, killed after LIFETIME seconds.  The
-# guest runs GUEST_CMD (see guest_cmd in qemu-l2fwd.sh: no double quotes).
-# QEMU_ARGs go last (-qmp, -incoming, -S).  Pid in $qemu_pid.
-qemu_start() {
-	local dir=$1 n=$2 life=$3 smp=$4 chardev=$5 netdev=$6 device=$7 cmd=$8
-	shift 8
+# guest_initrd_add WORK TREE: the test guest's initramfs with TREE's files
+# added (a second, uncompressed cpio archive after the image's: the kernel
+# unpacks both, in order), as WORK/initrd-extra.img; VHU_INITRD (from
+# guest_image) points at it afterwards.  File modes are kept, owners are 0.
+guest_initrd_add() {
+	local work=$1 tree=$2 base=${VHU_INITRD_BASE:-$VHU_INITRD} pad
+	VHU_INITRD_BASE=$base
+	# the kernel looks for the next archive at a multiple of 4 bytes,
+	# skipping NULs
+	pad=$(((4 - $(stat -c %s "$base") % 4) % 4))
+	{
+		cat "$base" && head -c "$pad" /dev/zero &&
+			(cd "$tree" && find . -mindepth 1 -print0 | LC_ALL=C sort -z |
+				cpio --null -o -H newc --quiet --owner=0:0)
+	} >"$work/initrd-extra.img" || return 1
+	VHU_INITRD=$work/initrd-extra.img
+}
+
+# qemu_boot DIR N LIFETIME SMP GUEST_CMD QEMU_ARG...: boot the test guest
+# (guest_image) under TCG with SMP CPUs and 512 MiB of shared memfd memory,
+# its devices given by the QEMU_ARGs, as guest N: console in
+# DIR/console-N.log, QEMU's output in DIR/qemu-N.out/.err, killed after
+# LIFETIME seconds.  The guest runs GUEST_CMD (no double quotes).  Pid in
+# $qemu_pid.
+qemu_boot() {
+	local dir=$1 n=$2 life=$3 smp=$4 cmd=$5
+	shift 5
 	spawn "$dir/qemu-$n.out" "$dir/qemu-$n.err" \
 		timeout -k 5 "$life" "$VHU_QEMU" \
 		-accel tcg -m 512 -smp "$smp" \
@@ -395,11 +413,21 @@ qemu_start() {
 		-machine pc,memory-backend=mem \
 		-display none -nodefaults -no-reboot -monitor none \
 		-kernel "$VHU_KERNEL" -initrd "$VHU_INITRD" \
-		-chardev "$chardev" -netdev "$netdev" \
-		-device "$device" -serial "file:$dir/console-$n.log" \
-		-append "console=ttyS0 quiet ipv6.disable=1 panic=-1 vhu.cmd=\"$cmd\"" "$@"
+		"$@" -serial "file:$dir/console-$n.log" \
+		-append "console=ttyS0 quiet ipv6.disable=1 panic=-1 vhu.cmd=\"$cmd\""
 	# shellcheck disable=SC2034 # read by the caller
 	qemu_pid=$VHU_LAST_PID
+}
+
+# qemu_start DIR N LIFETIME SMP CHARDEV NETDEV DEVICE GUEST_CMD [QEMU_ARG...]:
+# qemu_boot with one vhost-user NIC.  The guest runs GUEST_CMD (see
+# guest_cmd in qemu-l2fwd.sh: no double quotes).  QEMU_ARGs go last (-qmp,
+# -incoming, -S).  Pid in $qemu_pid.
+qemu_start() {
+	local dir=$1 n=$2 life=$3 smp=$4 chardev=$5 netdev=$6 device=$7 cmd=$8
+	shift 8
+	qemu_boot "$dir" "$n" "$life" "$smp" "$cmd" \
+		-chardev "$chardev" -netdev "$netdev" -device "$device" "$@"
 }
 
 # guest_line DIR N WHAT: guest N's last "VHU-T: WHAT ..." console line, sans

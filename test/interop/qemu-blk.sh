@@ -1,0 +1,582 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
+#
+# qemu-blk.sh [--backend vhu|qsd] BUILD_DIR [CASE...] - a block back-end
+# killed under a guest's O_DIRECT writes loses no data.
+#
+# A raw image file on the host is served over vhost-user-blk by the back-end
+# (--backend vhu: BUILD_DIR's vhu-blk, the default; --backend qsd:
+# qemu-storage-daemon, the reference peer, with cache.direct=on).  QEMU 7.2
+# (TCG, 512 MiB of shared memfd memory) boots the test guest
+# (scripts/guest-image.sh) with a vhost-user-blk-pci disk on the back-end's
+# socket (chardev reconnect=1).  The guest's initramfs gets a second archive
+# (guest_initrd_add): the workload below and D = W + 1 files of random data
+# (VHU_BLK_CHUNK_MIB, 32 MiB each) with their SHA-256.
+#
+# The workload: W streams (2 per queue), stream i pinned to CPU i % CPUs,
+# each with its own slot of the disk (CHUNK MiB at i * CHUNK MiB).  Round r
+# of stream i writes data file (i + r) % D into its slot with O_DIRECT
+# (busybox dd oflag=direct conv=fsync: the fsync is a FLUSH), at a block
+# size of 1 MiB, 64 KiB or 4 KiB (by r % 3), reads the slot back with
+# O_DIRECT at the same block size, compares the SHA-256 with the file's and
+# prints "VHU-T: round <i> <r> <bs> d<k> ok|BAD <sha256>".  Beside them the
+# guest prints /sys/block/vda/stat every 0.25 s ("VHU-T: stat ..."), and
+# polls a control sector after the slots (O_DIRECT) for the host's stop
+# mark; the streams stop after the round in which it shows up (or after
+# VHU_BLK_IO_MAX_S seconds: a failure).  Then the guest prints each stream's
+# round count, each hardware queue's run count (debugfs hctxN/run), its
+# dmesg lines about I/O errors, and powers off.
+#
+# The host, once the guest's I/O runs, restarts the back-end on the same
+# socket per VHU_BLK_RESTARTS (default "KILL KILL KILL TERM": three
+# SIGKILLs and a SIGTERM), each 2-4 s (VHU_BLK_GAP_MS="2000 4000") after
+# I/O resumed on the instance before, at a moment when the guest's last
+# sample shows requests in flight (waiting up to 2 s for one); a new
+# instance starts at once and the guest's I/O must resume on it (2 MiB more
+# done, within VHU_RESUME_TIMEOUT).  QEMU resubmits nothing itself: requests
+# in flight at a SIGKILL are the new back-end's to replay from the inflight
+# region (GET/SET_INFLIGHT_FD).  2 s after the last restart resumed, the
+# host writes the stop mark.
+#
+# Cases (arguments, or VHU_BLK_CASES="split mq"; default all):
+#   split   1 queue, split ring
+#   packed  packed=on on the device: the guest's driver must have
+#           negotiated VIRTIO_F_RING_PACKED (bit 34 of
+#           /sys/block/vda/device/features).  qemu-storage-daemon has no
+#           packed rings (QEMU then offers the guest split ones): this case
+#           fails with --backend qsd, which shows the check works.
+#   mq      2 queues (num-queues=2 on both sides, -smp 2): 4 streams, 2 per
+#           CPU; every hardware queue must have been run
+# Every case checks: every round's read-back matches, and so does the image
+# file afterwards (each slot holds its stream's last data file; the control
+# region holds the stop mark, the guard region after it is untouched);
+# each stream did at least 2 rounds; no restart left the guest's I/O
+# stalled; the guest's dmesg has no I/O error ("blk_update_request",
+# "I/O error", "Buffer I/O error", "critical", "Call Trace", "BUG",
+# "blocked for more than"); the guest powered off by itself and QEMU exited
+# 0; every back-end instance stopped with SIGTERM (the one in the schedule,
+# and the last, after the guest is gone) exits 0.  Printed: each restart's
+# times (until the new instance listened, until the guest's I/O resumed),
+# the requests in flight at the last sample before each stop, the rounds,
+# each back-end's stderr by kind.
+# VHU_KEEP=1 keeps the work directory.  Needs root.  Last line:
+# "N passed, N failed".
+set -uo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=test/interop/common.sh
+. "$here/common.sh"
+
+usage() {
+	echo "usage: $0 [--backend vhu|qsd] BUILD_DIR [CASE...]   (cases: split packed mq)" >&2
+	exit 2
+}
+backend=vhu
+args=()
+while (($#)); do
+	case $1 in
+	--backend) [[ $# -ge 2 ]] || usage; backend=$2; shift 2 ;;
+	--backend=*) backend=${1#--backend=}; shift ;;
+	-h | --help) usage ;;
+	*) args+=("$1"); shift ;;
+	esac
+done
+[[ ${#args[@]} -ge 1 ]] || usage
+[[ $backend == vhu || $backend == qsd ]] || usage
+build=$(cd "${args[0]}" && pwd) || usage
+cases=${args[*]:1}
+cases=${cases:-${VHU_BLK_CASES:-split packed mq}}
+
+qsd=${QSD:-qemu-storage-daemon}
+chunk_max=${VHU_BLK_CHUNK_MIB:-32}         # one slot, one data file: at most this,
+data_max=${VHU_BLK_DATA_MIB:-128}          # ... and all data files at most this
+restarts=${VHU_BLK_RESTARTS:-KILL KILL KILL TERM}
+read -r gap_min gap_max <<<"${VHU_BLK_GAP_MS:-2000 4000}"
+boot_timeout=${VHU_BOOT_TIMEOUT:-60}       # QEMU start -> the guest's I/O runs (5-10 s here)
+resume_timeout=${VHU_RESUME_TIMEOUT:-60}   # a new instance -> the guest's I/O resumed
+io_max_s=${VHU_BLK_IO_MAX_S:-150}          # the guest stops by itself after this
+end_timeout=${VHU_END_TIMEOUT:-60}         # stop mark -> the guest's "io end"
+case_timeout=${VHU_CASE_TIMEOUT:-300}      # QEMU's lifetime
+resume_sectors=4096                        # 2 MiB more done: I/O resumed
+
+fail_early() {
+	echo "qemu-blk: $*" >&2
+	echo "0 passed, 1 failed"
+	exit 1
+}
+[[ $(id -u) == 0 ]] || fail_early "needs root (QEMU, O_DIRECT image in /tmp)"
+command -v "$VHU_QEMU" >/dev/null || fail_early "$VHU_QEMU not found (apt-get install qemu-system-x86)"
+command -v busybox >/dev/null || fail_early "busybox not found (apt-get install busybox-static)"
+if [[ $backend == vhu ]]; then
+	vhublk=${VHU_BLK:-}
+	if [[ -z $vhublk ]]; then
+		for f in "$build/examples/blk/vhu-blk" "$build/examples/vhu-blk"; do
+			[[ -x $f ]] && vhublk=$f && break
+		done
+	fi
+	[[ -n $vhublk && -x $vhublk ]] || fail_early "vhu-blk not built in $build (examples/blk/vhu-blk)"
+else
+	command -v "$qsd" >/dev/null || fail_early "$qsd not found (apt-get install qemu-system-x86)"
+fi
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/vhu-qemu-blk.XXXXXX")
+on_exit() {
+	kill_children
+	if [[ ${VHU_KEEP:-0} == 1 ]]; then
+		echo "qemu-blk: kept $work" >&2
+	else
+		rm -rf "$work"
+	fi
+}
+trap on_exit EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+echo "qemu-blk: guest image"
+guest_image "$work" || fail_early "no guest image"
+
+# --- helpers ---------------------------------------------------------------------
+
+now() {
+	date +%s.%N
+}
+
+# since T0: seconds from T0 to now, one decimal.
+since() {
+	awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'
+}
+
+console() {
+	tr -d '\r' <"$dir/console-1.log" 2>/dev/null
+}
+
+console_has() {
+	console | grep -qE -- "$1"
+}
+
+# last_stat FIELD: field FIELD (1-based, /sys/block/vda/stat's order) of the
+# guest's last stat sample ("VHU-T: stat <uptime> <fields>"); "sum" is
+# sectors read + written, 0 the guest's uptime.
+last_stat() {
+	console | awk -v f="$1" '$1 == "VHU-T:" && $2 == "stat" && NF >= 12 { l = $0 }
+		END { if (l == "") { print 0; exit }
+		      n = split(l, a, " ")
+		      if (f == "sum") print a[6] + a[10]; else print a[f + 3] }'
+}
+
+# guest_errors: the first lines of the guest's console that tell its I/O
+# failed (empty if none).
+guest_errors() {
+	console | grep -E '^VHU-T: (ioerr|round .* BAD|stream [0-9]+ failed)|is not a head|I/O error|blk_update_request|Call Trace|BUG' | head -n 3
+}
+
+# samples: how many stat samples the guest printed.
+samples() {
+	console | grep -c '^VHU-T: stat '
+}
+
+# listening PID: PID holds a listening socket bound to $dir/sock (from
+# /proc/net/unix: a killed instance's socket file stays until the next
+# instance replaces it, and the new file may get the old one's inode).
+listening() {
+	local ino
+	while read -r ino; do
+		find "/proc/$1/fd" -lname "socket:\[$ino\]" 2>/dev/null | grep -q . && return 0
+	done < <(awk -v p="$dir/sock" '$NF == p && $4 == "00010000" { print $7 }' /proc/net/unix)
+	return 1
+}
+
+# --- the back-end ------------------------------------------------------------------
+
+# be_start K: back-end instance K on the socket (output be-K.out/.err); pid
+# in $bepid.  Ready once it listens on the socket.
+be_start() {
+	local k=$1 end
+	if [[ $backend == qsd ]]; then
+		spawn "$dir/be-$k.out" "$dir/be-$k.err" "$qsd" \
+			--blockdev "driver=file,node-name=file0,filename=$dir/disk.img,cache.direct=on" \
+			--export "type=vhost-user-blk,id=exp0,node-name=file0,addr.type=unix,addr.path=$dir/sock,writable=on,num-queues=$nq"
+	else
+		spawn "$dir/be-$k.out" "$dir/be-$k.err" "$vhublk" \
+			--socket "$dir/sock" --file "$dir/disk.img" --queues "$nq"
+	fi
+	bepid=$VHU_LAST_PID
+	end=$((SECONDS + 15))
+	while ((SECONDS < end)); do
+		if listening "$bepid"; then
+			return 0
+		fi
+		if ! alive "$bepid"; then
+			case_error "back-end $k exited at start: $(tail -n 3 "$dir/be-$k.err" | paste -sd' ' -)"
+			return 1
+		fi
+		sleep 0.05
+	done
+	case_error "back-end $k did not listen on the socket in 15 s"
+	return 1
+}
+
+# be_term K: SIGTERM instance K ($bepid); it must exit 0.
+be_term() {
+	local k=$1 rc=0
+	stop_pid "$bepid" TERM 15 || rc=$?
+	((rc == 0)) || case_error "back-end $k exited with status $rc on SIGTERM"
+	bepid=
+}
+
+# wait_resume SINCE_DONE SECONDS: until the guest's samples show
+# $resume_sectors more done than SINCE_DONE.
+wait_resume() {
+	local base=$1 end=$((SECONDS + $2))
+	while ((SECONDS < end)); do
+		[[ -z $(guest_errors) ]] || return 4
+		(($(last_stat sum) >= base + resume_sectors)) && return 0
+		alive "$qemu_pid" || return 2
+		alive "$bepid" || return 3
+		sleep 0.1
+	done
+	return 1
+}
+
+# restart N SIG: stop the current instance ($inst) with SIG (KILL or TERM)
+# while requests are in flight (waiting up to 2 s for a sample that shows
+# some), start the next one at once; the guest's I/O must resume on it.
+restart() {
+	local n=$1 sig=$2 t0 t1 d_listen base infl gtime end n0 rc=0
+	end=$((SECONDS + 2))
+	while (($(last_stat 9) == 0 && SECONDS < end)); do
+		sleep 0.05
+	done
+	infl=$(last_stat 9)
+	gtime=$(last_stat 0)
+	((infl > 0)) && kills_inflight=$((kills_inflight + 1))
+	t0=$(now)
+	if [[ $sig == KILL ]]; then
+		kill -KILL "$bepid" 2>/dev/null
+		wait "$bepid" 2>/dev/null
+	else
+		be_term "$inst"
+	fi
+	inst=$((inst + 1))
+	# the base: a sample taken after the stop
+	n0=$(samples)
+	end=$((SECONDS + 2))
+	while (($(samples) <= n0 && SECONDS < end)); do
+		sleep 0.05
+	done
+	base=$(last_stat sum)
+	t1=$(now)
+	be_start "$inst" || return 1
+	d_listen=$(since "$t1")
+	wait_resume "$base" "$resume_timeout" || rc=$?
+	if ((rc != 0)); then
+		case_error "restart $n (SIG$sig at guest time $gtime s, $infl in flight at the last sample): the guest's I/O did not resume on back-end $inst (wait rc $rc: 1 timeout, 2 QEMU exited, 3 back-end exited, 4 guest I/O error; in flight $(last_stat 9)): $(guest_errors | paste -sd'|' -)"
+		return 1
+	fi
+	printf '  restart %d (SIG%s at guest time %s s, %s in flight at the last sample): back-end %d listening after %s s, the guest'"'"'s I/O resumed after %s s (%s s after the stop)\n' \
+		"$n" "$sig" "$gtime" "$infl" "$inst" "$d_listen" "$(since "$t1")" "$(since "$t0")"
+}
+
+# --- the guest ---------------------------------------------------------------------
+
+# The workload, /blk/io.sh in the guest: "io.sh W CHUNK_MIB CTL_MIB MAX_S D"
+# runs the streams; "io.sh stream I CHUNK_MIB D verify|write" is one of
+# them.
+cat >"$work/io.sh" <<'EOF'
+#!/bin/sh
+# qemu-blk.sh's guest workload (see there).
+t="echo VHU-T:"
+if [ "$1" = stream ]; then
+	i=$2 mib=$3 d=$4 kind=$5 r=0 failed=1
+	while :; do
+		case $((r % 3)) in
+		0) bs=1048576 ;;
+		1) bs=65536 ;;
+		*) bs=4096 ;;
+		esac
+		k=$(((i + r) % d))
+		n=$((mib * 1048576 / bs))
+		if ! dd if=/blk/d$k of=/dev/vda bs=$bs seek=$((i * n)) oflag=direct conv=fsync,notrunc 2>/tmp/e$i; then
+			$t ioerr $i $r write $(grep -v records /tmp/e$i | tail -n 1)
+			break
+		fi
+		if [ "$kind" = verify ]; then
+			got=$(dd if=/dev/vda bs=$bs skip=$((i * n)) count=$n iflag=direct 2>/tmp/e$i | sha256sum | cut -c1-64)
+			if grep -q 'dd:' /tmp/e$i; then
+				$t ioerr $i $r read $(grep 'dd:' /tmp/e$i | tail -n 1)
+				break
+			fi
+			if [ "$got" = "$(sed -n "$((k + 1))p" /blk/sums)" ]; then res=ok; else res=BAD; fi
+			$t round $i $r $bs d$k $res $got
+			[ $res = ok ] || break
+		else
+			$t round $i $r $bs d$k written
+		fi
+		r=$((r + 1))
+		[ -e /tmp/stop ] && failed=0 && break
+	done
+	[ $failed = 0 ] || $t stream $i failed
+	$t stream $i rounds $r
+	exit 0
+fi
+w=$1 mib=$2 ctl=$3 max=$4 d=$5 ncpu=$(nproc)
+mount -t debugfs none /sys/kernel/debug 2>/dev/null
+(while [ ! -e /tmp/end ]; do $t stat $(cut -d' ' -f1 /proc/uptime) $(cat /sys/block/vda/stat); sleep 0.25; done) &
+(
+	s=$(cut -d. -f1 /proc/uptime)
+	while :; do
+		if ! dd if=/dev/vda of=/tmp/ctl bs=4096 skip=$((ctl * 256)) count=1 iflag=direct 2>/dev/null; then
+			$t stop ioerr
+			break
+		fi
+		if grep -q VHU-STOP /tmp/ctl; then
+			$t stop seen
+			break
+		fi
+		if [ $(($(cut -d. -f1 /proc/uptime) - s)) -ge "$max" ]; then
+			$t stop timeout
+			break
+		fi
+		sleep 0.5
+	done
+	touch /tmp/stop
+) &
+$t io start $w streams $ncpu cpus
+i=0 pids=
+while [ $i -lt "$w" ]; do
+	kind=verify
+	[ $((i % 3)) = 2 ] && kind=write
+	taskset $(printf %x $((1 << (i % ncpu)))) sh /blk/io.sh stream $i "$mib" "$d" $kind &
+	pids="$pids $!"
+	i=$((i + 1))
+done
+wait $pids
+touch /tmp/end
+sleep 0.3
+$t stat $(cut -d' ' -f1 /proc/uptime) $(cat /sys/block/vda/stat)
+for h in /sys/kernel/debug/block/vda/hctx*; do
+	[ -e $h/run ] && $t hctx ${h##*hctx} run $(cat $h/run)
+done
+dmesg | grep -E 'blk_update_request|I/O error|Buffer I/O error|critical|Call Trace|BUG|blocked for more than' >/tmp/dm
+$t dmesg-errors $(wc -l </tmp/dm)
+head -n 10 /tmp/dm | sed 's/^/VHU-T: dmesg | /'
+$t io end
+EOF
+
+# make_tree D MIB: the extra initramfs tree with D data files of MIB MiB in
+# $work/tree-D-MIB; the data in $work/data-MIB (shared by hard links).
+make_tree() {
+	local d=$1 mib=$2 k t=$work/tree-$1-$2 data=$work/data-$2
+	[[ -d $t ]] && return 0
+	mkdir -p "$t/blk" "$data" || return 1
+	for ((k = 0; k < d; k++)); do
+		if [[ ! -f $data/d$k ]]; then
+			head -c "$((mib << 20))" /dev/urandom >"$data/d$k" || return 1
+			sha256sum "$data/d$k" | cut -c1-64 >"$data/d$k.sha"
+		fi
+		ln "$data/d$k" "$t/blk/d$k" || return 1
+		cat "$data/d$k.sha" >>"$t/blk/sums"
+	done
+	install -m 0755 "$work/io.sh" "$t/blk/io.sh"
+}
+
+# --- a case ----------------------------------------------------------------------
+
+# run_case NAME PACKED QUEUES
+run_case() {
+	local name=$1 packed=$2 chardev device smp line rc n k f i sig bad t_io
+	local logs=() ran=0
+	nq=$3
+	dir=$work/$name
+	case_begin "qemu-blk $name ($backend)"
+	mkdir -p "$dir"
+	inst=1
+	bepid=
+	qemu_pid=
+	kills_inflight=0
+	w=$((3 * nq))
+	d=$((w + 1))
+	chunk_mib=$chunk_max
+	while ((chunk_mib > 1 && d * chunk_mib > data_max)); do
+		chunk_mib=$((chunk_mib / 2))
+	done
+	ctl_mib=$((w * chunk_mib))
+	img_mib=$((ctl_mib + 2))
+	smp=$nq
+
+	# the image: W slots (zeros), the control MiB (zeros), a guard MiB of
+	# random data
+	if ! { truncate -s "${img_mib}M" "$dir/disk.img" &&
+		head -c 1M /dev/urandom >"$dir/guard.bin" &&
+		dd if="$dir/guard.bin" of="$dir/disk.img" bs=1M seek=$((ctl_mib + 1)) conv=notrunc status=none; }; then
+		case_error "cannot create the image"
+	fi
+	if ! { make_tree "$d" "$chunk_mib" && guest_initrd_add "$work" "$work/tree-$d-$chunk_mib"; }; then
+		case_error "cannot build the guest's initramfs"
+	fi
+
+	chardev="socket,id=c0,path=$dir/sock,reconnect=1"
+	device="vhost-user-blk-pci,chardev=c0,vectors=0,num-queues=$nq"
+	((packed)) && device+=",packed=on"
+	echo "  qemu ... -smp $smp -chardev $chardev -device $device"
+	if [[ $backend == qsd ]]; then
+		echo "  qemu-storage-daemon ... cache.direct=on ... num-queues=$nq; image ${img_mib} MiB, $w streams of ${chunk_mib} MiB, $d data files"
+	else
+		echo "  vhu-blk --socket sock --file disk.img --queues $nq; image ${img_mib} MiB, $w streams of ${chunk_mib} MiB, $d data files"
+	fi
+	if [[ ${#VHU_CASE_ERRORS[@]} == 0 ]] && be_start 1; then
+		qemu_boot "$dir" 1 "$case_timeout" "$smp" "sh /blk/io.sh $w $chunk_mib $ctl_mib $io_max_s $d" \
+			-chardev "$chardev" -device "$device"
+		rc=0
+		wait_for "$dir/console-1.log" '^VHU-T: io start|^VHU-GUEST: FAIL' "$boot_timeout" "$qemu_pid" || rc=$?
+		if ((rc != 0)) || console_has '^VHU-GUEST: FAIL'; then
+			case_error "the guest's I/O did not start (wait rc $rc)$(console | grep -m1 FAIL)"
+		elif ! ran=1 || ! wait_resume 0 30; then
+			case_error "the guest's I/O does not run on back-end 1"
+		else
+			t_io=$(now)
+			n=0
+			for sig in $restarts; do
+				n=$((n + 1))
+				sleep "$(awk -v a="$gap_min" -v b="$gap_max" -v r="$RANDOM" 'BEGIN { printf "%.3f", (a + (b - a) * r / 32767) / 1000 }')"
+				if [[ -n $(guest_errors) ]]; then
+					case_error "the guest's I/O failed before restart $n: $(guest_errors | paste -sd'|' -)"
+					break
+				fi
+				if console_has '^VHU-T: stop '; then
+					case_error "the guest stopped before restart $n"
+					break
+				fi
+				restart "$n" "$sig" || break
+			done
+			echo "  $kills_inflight of $n stops with requests in flight at the last sample"
+			sleep 2
+			printf 'VHU-STOP\n' | dd of="$dir/disk.img" bs=4096 seek=$((ctl_mib * 256)) conv=notrunc,sync oflag=direct status=none ||
+				case_error "cannot write the stop mark"
+			rc=0
+			# a guest whose I/O failed may have requests that never end
+			n=$end_timeout
+			[[ -z $(guest_errors) ]] || n=10
+			wait_for "$dir/console-1.log" '^VHU-T: io end' "$n" "$qemu_pid" || rc=$?
+			((rc == 0)) || case_error "the guest's workload did not end in $n s (wait rc $rc)"
+			echo "  the guest's I/O ran $(since "$t_io") s from the first sample to the end; $(console | grep -m1 '^VHU-T: stop ')"
+			console_has '^VHU-T: stop timeout' && case_error "the guest never saw the stop mark (stopped after $io_max_s s)"
+		fi
+		rc=0
+		if ((ran)) && console_has '^VHU-T: io end'; then
+			wait_for "$dir/console-1.log" '^VHU-GUEST: poweroff' 30 "$qemu_pid" || rc=$?
+			((rc == 0)) || case_error "the guest did not power off (wait rc $rc)"
+			stop_pid "$qemu_pid" TERM 20 || rc=$?
+			((rc == 0)) || case_error "QEMU exited with status $rc: $(tail -n 3 "$dir/qemu-1.err" | paste -sd' ' -)"
+		else
+			stop_pid "$qemu_pid" TERM 20 || true
+		fi
+	fi
+	# the last instance: SIGTERM, the guest gone
+	[[ -n $bepid ]] && be_term "$inst"
+
+	((ran)) && check_run
+	f=$(console | sed -n 's/^VHU-GUEST: vda features \([01]*\)$/\1/p' | tail -n 1)
+	if [[ -z $f ]]; then
+		case_error "the guest did not print vda's features"
+	elif [[ ${f:34:1} != "$packed" ]]; then
+		case_error "the guest's virtio-blk driver negotiated RING_PACKED (bit 34) = ${f:34:1}, want $packed (features, bit 0 first: $f)"
+	else
+		echo "  guest driver RING_PACKED (bit 34) = $packed"
+	fi
+	bad=$(console | grep -vE '^VHU-|^\[ *[0-9.]+\] (random|clocksource|tsc):' | grep -E 'virtio|vda|blk|error|Call Trace|BUG' | head -n 3)
+	[[ -z $bad ]] || case_error "the guest's console: $(paste -sd'|' - <<<"$bad")"
+	# the back-ends' and QEMU's logs
+	for ((k = 1; k <= inst; k++)); do
+		f=$dir/be-$k.out
+		if [[ -s $f ]]; then
+			# vhu-blk: the features it was told, its counters at exit
+			line=$(sed -n 's/^vhu-blk: guest ready, features //p' "$f" | sort -u | paste -sd, -)
+			echo "  back-end $k: guest ready ${line:+(features $line) }$(grep -c '^vhu-blk: guest ready' "$f") times; $(grep -E '^vhu-blk: [a-z ]+: in [0-9]+ out' "$f" | tail -n 1 | sed 's/^vhu-blk: //')"
+			n=$(grep -E '^vhu-blk: [a-z ]+: in [0-9]+ out' "$f" | tail -n 1 | sed -n 's/.* ioerr \([0-9]*\) .*/\1/p')
+			((${n:-0} == 0)) || case_error "back-end $k counted $n I/O errors"
+		fi
+		f=$dir/be-$k.err
+		[[ -s $f ]] || continue
+		bad=$(grep -i 'broke' "$f" | head -n 3)
+		[[ -z $bad ]] || case_error "back-end $k: $(paste -sd'|' - <<<"$bad")"
+		echo "  back-end $k's stderr (lines by kind):"
+		sed -E 's/[0-9]+/N/g' "$f" | sort | uniq -c | sort -rn | head -n 6 | sed 's/^/  | /'
+	done
+	if [[ -s $dir/qemu-1.err ]]; then
+		echo "  QEMU's stderr (lines by kind):"
+		sed -E 's/[0-9]+/N/g' "$dir/qemu-1.err" | sort | uniq -c | sort -rn | head -n 6 | sed 's/^/  | /'
+	fi
+	# for case_end: the console without the samples, the last of each log
+	console | grep -v '^VHU-T: stat ' >"$dir/console.events"
+	for f in "$dir"/be-*.err "$dir"/be-*.out "$dir/qemu-1.err" "$dir/console.events"; do
+		[[ -s $f ]] && logs+=("$f")
+	done
+	case_end "${logs[@]}"
+	rm -f "$dir/disk.img"
+}
+
+# check_run: the checks of a case whose guest I/O ran (run_case's
+# variables): the rounds, the image, the hardware queues, dmesg.
+check_run() {
+	local ok_rounds bad_rounds bad i rounds k want got line n f
+	ok_rounds=$(console | grep -cE '^VHU-T: round [0-9]+ [0-9]+ [0-9]+ d[0-9]+ ok ')
+	bad_rounds=$(console | grep -E '^VHU-T: round [0-9]+ [0-9]+ [0-9]+ d[0-9]+ BAD ' | head -n 5)
+	[[ -z $bad_rounds ]] || case_error "read-back mismatch: $(paste -sd'|' - <<<"$bad_rounds")"
+	bad=$(console | grep -E '^VHU-T: ioerr ' | head -n 5)
+	[[ -z $bad ]] || case_error "dd failed in the guest: $(paste -sd'|' - <<<"$bad")"
+	echo "  $ok_rounds rounds read back intact; per stream:$(console | sed -n 's/^VHU-T: stream \([0-9]*\) rounds \([0-9]*\)$/ \1:\2/p' | tr -d '\n')"
+	# the image: each slot holds its stream's last data file
+	for ((i = 0; i < w; i++)); do
+		rounds=$(console | sed -n "s/^VHU-T: stream $i rounds \([0-9]*\)\$/\1/p" | tail -n 1)
+		if [[ -z $rounds ]]; then
+			case_error "stream $i did not finish"
+			continue
+		fi
+		if console_has "^VHU-T: stream $i failed"; then
+			echo "  stream $i failed in round $rounds: its slot is not checked"
+			continue
+		fi
+		((rounds >= 2)) || case_error "stream $i did only $rounds rounds"
+		k=$(((i + rounds - 1) % d))
+		want=$(cat "$work/data-$chunk_mib/d$k.sha")
+		got=$(dd if="$dir/disk.img" bs=1M skip=$((i * chunk_mib)) count="$chunk_mib" status=none | sha256sum | cut -c1-64)
+		[[ $got == "$want" ]] ||
+			case_error "the image's slot $i is not data file d$k (stream $i's round $((rounds - 1))): sha256 $got, want $want"
+	done
+	got=$(dd if="$dir/disk.img" bs=4096 skip=$((ctl_mib * 256)) count=1 status=none | tr -d '\0' | head -c 9)
+	[[ $got == VHU-STOP ]] || case_error "the control sector lost the stop mark: '$got'"
+	cmp -s <(dd if="$dir/disk.img" bs=1M skip=$((ctl_mib + 1)) count=1 status=none) "$dir/guard.bin" ||
+		case_error "the guard MiB after the slots changed"
+	[[ $(stat -c %s "$dir/disk.img") == $((img_mib << 20)) ]] ||
+		case_error "the image's size changed: $(stat -c %s "$dir/disk.img")"
+	console_has '^VHU-T: io end' || return 0
+	line=$(console | sed -n 's/^VHU-T: hctx \([0-9]*\) run \([0-9]*\)$/\1:\2/p' | paste -sd' ' -)
+	n=$(wc -w <<<"$line")
+	((n == nq)) || case_error "the guest has $n hardware queues ($line), want $nq"
+	for f in $line; do
+		((${f#*:} > 0)) || case_error "hardware queue ${f%%:*} was never run"
+	done
+	echo "  hardware queue runs: ${line:-none}"
+	n=$(console | sed -n 's/^VHU-T: dmesg-errors \([0-9]*\)$/\1/p' | tail -n 1)
+	if [[ -z $n ]]; then
+		case_error "the guest did not report its dmesg"
+	elif ((n > 0)); then
+		case_error "the guest's dmesg has $n I/O error lines: $(console | sed -n 's/^VHU-T: dmesg | //p' | head -n 3 | paste -sd'|' -)"
+	fi
+}
+
+for c in $cases; do
+	case $c in
+	split) run_case split 0 1 ;;
+	packed) run_case packed 1 1 ;;
+	mq) run_case mq 0 2 ;;
+	*)
+		case_begin "qemu-blk $c ($backend)"
+		case_error "unknown case"
+		case_end
+		;;
+	esac
+done
+
+summary
