@@ -198,7 +198,7 @@ be_start() {
 			--export "type=vhost-user-blk,id=exp0,node-name=file0,addr.type=unix,addr.path=$dir/sock,writable=on,num-queues=$nq"
 	else
 		spawn "$dir/be-$k.out" "$dir/be-$k.err" "$vhublk" \
-			--socket "$dir/sock" --file "$dir/disk.img" --queues "$nq"
+			--socket "$dir/sock" --file "$dir/disk.img" --queues "$nq" --verbose
 	fi
 	bepid=$VHU_LAST_PID
 	end=$((SECONDS + 15))
@@ -503,6 +503,13 @@ run_case() {
 		echo "  back-end $k's stderr (lines by kind):"
 		sed -E 's/[0-9]+/N/g' "$f" | sort | uniq -c | sort -rn | head -n 6 | sed 's/^/  | /'
 	done
+	# what inflight tracking handed out again (vhu's info line, --verbose)
+	if [[ $backend == vhu ]]; then
+		replayed=$(cat "$dir"/be-*.err 2>/dev/null |
+			sed -n 's/.*queue [0-9]*: \([0-9]*\) requests were in flight; handed out again first.*/\1/p' |
+			awk '{ n += $1; k++ } END { printf "%d requests in %d queue starts", n, k }')
+		echo "  replayed from the inflight region: $replayed"
+	fi
 	if [[ -s $dir/qemu-1.err ]]; then
 		echo "  QEMU's stderr (lines by kind):"
 		sed -E 's/[0-9]+/N/g' "$dir/qemu-1.err" | sort | uniq -c | sort -rn | head -n 6 | sed 's/^/  | /'
