@@ -28,6 +28,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/uio.h>
+#include <time.h>
 
 #ifdef VHU_BLK_URING
 #include <liburing.h>
@@ -47,6 +48,14 @@
 #define BLK_MAX_DISCARD_SECTORS (1u << 22) /* 2 GiB per range */
 #define BLK_MAX_WZ_SECTORS (1u << 16)      /* 32 MiB per range */
 
+static inline int64_t blk_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /* ---- opts.c -------------------------------------------------------------- */
 
 struct blk_opts {
@@ -61,6 +70,8 @@ struct blk_opts {
 	bool no_packed;
 	bool no_uring;
 	bool verbose;
+	unsigned hold_every;  /* --hold N:MS (tests): hold each Nth completion */
+	unsigned hold_ms;     /* ... for MS milliseconds before answering it */
 };
 
 /* 0: run; 1: --help printed (exit 0); 2: usage error explained (exit 2). */
@@ -114,6 +125,7 @@ struct blk_slot {
 	struct blk_req br;     /* br.status is the final status once done */
 	uint32_t gen;          /* vhu_vq_generation() when popped */
 	uint32_t data_done;    /* data bytes written into the guest's buffers */
+	int64_t hold_until;    /* --hold: answered from then on (blk_now_ms()) */
 	unsigned ops;          /* io_uring operations outstanding */
 	int err;               /* first error of those operations, -errno */
 	struct blk_slot *next; /* on the done list */
@@ -198,6 +210,11 @@ struct blk_queue {
 	int wake_fd;             /* eventfd: control thread and I/O completions */
 	unsigned refusals_logged;
 	bool stall_logged;
+	/* --hold (crash tests): completions answered out of order on purpose */
+	unsigned hold_every, hold_ms;
+	uint64_t completions;
+	struct blk_slot **held;
+	unsigned nheld;
 	struct blk_stats st;
 	/* dataplane.c */
 	pthread_t thread;

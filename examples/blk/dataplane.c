@@ -44,14 +44,6 @@ static void sleep_on_fds(struct blk_queue *q, int timeout_ms)
 	drain_wake_fd(q);
 }
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void *dp_main(void *arg)
 {
 	struct blk_queue *q = arg;
@@ -62,8 +54,8 @@ static void *dp_main(void *arg)
 			sleep_on_fds(q, q->sleep_ms);
 	}
 	/* the kernel may still write into guest memory: wait for it */
-	deadline = now_ms() + BLK_DRAIN_MS;
-	while (q->io.inflight && now_ms() < deadline) {
+	deadline = blk_now_ms() + BLK_DRAIN_MS;
+	while (q->io.inflight && blk_now_ms() < deadline) {
 		if (!blk_queue_run(q, false))
 			sleep_on_fds(q, 100);
 	}

@@ -30,7 +30,9 @@ static void usage(FILE *f)
 		"  --no-uring        synchronous I/O instead of io_uring\n"
 		"  --stats N         a counters line every N seconds (also on SIGUSR1\n"
 		"                    and at exit)\n"
-		"  --verbose         log every refused request and vhu's info lines\n",
+		"  --verbose         log every refused request and vhu's info lines\n"
+		"  --hold N:MS       for crash tests: hold every Nth completion MS ms\n"
+		"                    before answering it (out-of-order completions)\n",
 		BLK_MAX_QUEUES);
 }
 
@@ -43,6 +45,20 @@ static bool parse_uint(const char *s, unsigned lo, unsigned hi, unsigned *v)
 		return false;
 	*v = (unsigned)x;
 	return true;
+}
+
+/* --hold N:MS */
+static bool parse_hold(const char *s, struct blk_opts *o)
+{
+	char n[16];
+	const char *colon = strchr(s, ':');
+
+	if (!colon || (size_t)(colon - s) >= sizeof(n))
+		return false;
+	memcpy(n, s, (size_t)(colon - s));
+	n[colon - s] = 0;
+	return parse_uint(n, 1, 1000000, &o->hold_every) &&
+	       parse_uint(colon + 1, 1, 60000, &o->hold_ms);
 }
 
 int blk_parse_opts(int argc, char **argv, struct blk_opts *o)
@@ -59,6 +75,7 @@ int blk_parse_opts(int argc, char **argv, struct blk_opts *o)
 		{ "no-packed", no_argument, NULL, 'P' },
 		{ "no-uring", no_argument, NULL, 'U' },
 		{ "verbose", no_argument, NULL, 'v' },
+		{ "hold", required_argument, NULL, 'H' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -67,7 +84,7 @@ int blk_parse_opts(int argc, char **argv, struct blk_opts *o)
 	memset(o, 0, sizeof(*o));
 	o->queues = 1;
 	o->queue_size = 1024;
-	while ((c = getopt_long(argc, argv, "s:f:q:Q:S:t:rcPUvh", lo, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "s:f:q:Q:S:t:rcPUvH:h", lo, NULL)) != -1) {
 		switch (c) {
 		case 's': o->socket = optarg; break;
 		case 'f': o->file = optarg; break;
@@ -102,6 +119,13 @@ int blk_parse_opts(int argc, char **argv, struct blk_opts *o)
 		case 'P': o->no_packed = true; break;
 		case 'U': o->no_uring = true; break;
 		case 'v': o->verbose = true; break;
+		case 'H':
+			if (!parse_hold(optarg, o)) {
+				fprintf(stderr, "vhu-blk: --hold takes N:MS (every Nth "
+					"completion, 1..1000000, held 1..60000 ms)\n");
+				return 2;
+			}
+			break;
 		case 'h': usage(stdout); return 1;
 		default: usage(stderr); return 2;
 		}

@@ -141,19 +141,61 @@ static void pop_requests(struct blk_queue *q, uint32_t gen)
 	}
 }
 
+/* --hold: every hold_every-th completion waits hold_ms before it is
+ * answered, so requests complete out of order even on a quiet disk: a
+ * crash then finds later requests used while an earlier one is in flight,
+ * the case only inflight tracking recovers (test/interop/qemu-blk.sh). */
+static bool hold_back(struct blk_queue *q, struct blk_slot *s)
+{
+	if (!q->hold_every || ++q->completions % q->hold_every)
+		return false;
+	s->hold_until = blk_now_ms() + q->hold_ms;
+	q->held[q->nheld++] = s;
+	return true;
+}
+
+static void answer_or_drop(struct blk_queue *q, struct blk_slot *s, uint32_t gen)
+{
+	if (s->gen == gen) {
+		answer(q, s);
+	} else {
+		ADD(q->st.stale, 1);
+		q->free[q->nfree++] = s;
+	}
+}
+
+/* Answer the held completions whose time came (all of them at exit); the
+ * thread sleeps no longer than the next one's. */
+static void release_held(struct blk_queue *q, uint32_t gen)
+{
+	int64_t now = blk_now_ms(), wait = -1;
+	bool all = atomic_load(&q->stop);
+	unsigned k = 0;
+
+	for (unsigned i = 0; i < q->nheld; i++) {
+		struct blk_slot *s = q->held[i];
+
+		if (s->hold_until > now && !all) {
+			if (wait < 0 || s->hold_until - now < wait)
+				wait = s->hold_until - now;
+			q->held[k++] = s;
+		} else {
+			answer_or_drop(q, s, gen);
+		}
+	}
+	q->nheld = k;
+	if (wait >= 0 && (q->sleep_ms < 0 || wait < q->sleep_ms))
+		q->sleep_ms = (int)wait;
+}
+
 /* Completed requests of this generation are answered, older ones dropped. */
 static void answer_completed(struct blk_queue *q, uint32_t gen)
 {
 	struct blk_slot *s;
 
-	while ((s = blk_io_take_done(&q->io))) {
-		if (s->gen == gen) {
-			answer(q, s);
-		} else {
-			ADD(q->st.stale, 1);
-			q->free[q->nfree++] = s;
-		}
-	}
+	while ((s = blk_io_take_done(&q->io)))
+		if (s->gen != gen || !hold_back(q, s))
+			answer_or_drop(q, s, gen);
 }
 
 static void push_answered(struct blk_queue *q)
@@ -192,12 +234,13 @@ bool blk_queue_run(struct blk_queue *q, bool accept)
 		answer_completed(q, gen);
 		if (take)
 			pop_requests(q, gen);
+		if (take && q->kick_fd < 0)
+			q->sleep_ms = 1; /* polling or in-band kicks: look again soon */
+		release_held(q, gen);
 		push_answered(q);
 		/* before sleeping: kicks on, and a last look at the ring */
 		if (take && q->nfree && vhu_vq_set_kicks(q->vq, true) == 1)
 			again = true;
-		if (take && q->kick_fd < 0)
-			q->sleep_ms = 1; /* polling or in-band kicks: look again soon */
 	}
 	vhu_vq_end(q->vq);
 	for (unsigned i = 0; i < q->nstart; i++)
@@ -238,8 +281,9 @@ int blk_queue_init(struct blk_queue *q, struct vhu_vq *vq, uint16_t index,
 	q->push_reqs = calloc(nslots, sizeof(*q->push_reqs));
 	q->push_written = calloc(nslots, sizeof(*q->push_written));
 	q->push_slots = calloc(nslots, sizeof(*q->push_slots));
+	q->held = calloc(nslots, sizeof(*q->held));
 	if (!q->slots || !q->free || !q->start || !q->push_reqs ||
-	    !q->push_written || !q->push_slots)
+	    !q->push_written || !q->push_slots || !q->held)
 		goto err_nomem;
 	memset(q->slots, 0, nslots * sizeof(*q->slots));
 	for (unsigned i = 0; i < nslots; i++) {
@@ -274,6 +318,7 @@ void blk_queue_fini(struct blk_queue *q)
 	free(q->push_reqs);
 	free(q->push_written);
 	free(q->push_slots);
+	free(q->held);
 	if (q->wake_fd >= 0)
 		close(q->wake_fd);
 	memset(q, 0, sizeof(*q));

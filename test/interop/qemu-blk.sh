@@ -35,8 +35,12 @@
 # instance starts at once and the guest's I/O must resume on it (2 MiB more
 # done, within VHU_RESUME_TIMEOUT).  QEMU resubmits nothing itself: requests
 # in flight at a SIGKILL are the new back-end's to replay from the inflight
-# region (GET/SET_INFLIGHT_FD).  2 s after the last restart resumed, the
-# host writes the stop mark.
+# region (GET/SET_INFLIGHT_FD).  vhu-blk runs with --hold 200:400
+# (VHU_BLK_HOLD; "off": none): each 200th completion is answered 400 ms
+# late, so a stop finds requests used after one still in flight, which
+# the ring alone cannot bring back (a vhu-blk without tracking fails
+# here).  2 s after the last restart resumed, the host writes the stop
+# mark.
 #
 # Cases (arguments, or VHU_BLK_CASES="split mq"; default all):
 #   split   1 queue, split ring
@@ -91,6 +95,11 @@ qsd=${QSD:-qemu-storage-daemon}
 chunk_max=${VHU_BLK_CHUNK_MIB:-32}         # one slot, one data file: at most this,
 data_max=${VHU_BLK_DATA_MIB:-128}          # ... and all data files at most this
 restarts=${VHU_BLK_RESTARTS:-KILL KILL KILL TERM}
+# vhu-blk holds every Nth completion MS ms (--hold N:MS): requests complete
+# out of order, so a stop finds later ones used while an earlier one is in
+# flight, which only inflight tracking brings back ("off": none)
+hold=${VHU_BLK_HOLD:-200:400}
+[[ $hold == off ]] && hold=
 read -r gap_min gap_max <<<"${VHU_BLK_GAP_MS:-2000 4000}"
 boot_timeout=${VHU_BOOT_TIMEOUT:-60}       # QEMU start -> the guest's I/O runs (5-10 s here)
 resume_timeout=${VHU_RESUME_TIMEOUT:-60}   # a new instance -> the guest's I/O resumed
@@ -198,7 +207,8 @@ be_start() {
 			--export "type=vhost-user-blk,id=exp0,node-name=file0,addr.type=unix,addr.path=$dir/sock,writable=on,num-queues=$nq"
 	else
 		spawn "$dir/be-$k.out" "$dir/be-$k.err" "$vhublk" \
-			--socket "$dir/sock" --file "$dir/disk.img" --queues "$nq" --verbose
+			--socket "$dir/sock" --file "$dir/disk.img" --queues "$nq" --verbose \
+			${hold:+--hold "$hold"}
 	fi
 	bepid=$VHU_LAST_PID
 	end=$((SECONDS + 15))
