@@ -102,7 +102,7 @@ struct vhu_dev *fz_dev_connected(int *peer, uint16_t num_queues)
 	int sp[2];
 	struct vhu_dev_opts o = {
 		.sz = sizeof(o), .name = "fuzz", .num_queues = num_queues,
-		.log = fz_log, .log_level = VHU_LOG_DEBUG,
+		.log = fz_log, .log_level = VHU_LOG_DEBUG, .inflight = true,
 		.device_features = 1ull << 15,
 	};
 	struct vhu_dev *dev = vhu_dev_new(&o);
@@ -151,7 +151,31 @@ void fz_pump(struct vhu_dev *dev, int peer)
 	}
 }
 
+/* Inflight tracking as SET_INFLIGHT_FD installs it: a region for two
+ * queues of @size whose first bytes are @img (what a previous back-end
+ * left, as hostile as a front-end makes it; zeros: a fresh one). */
+static void inflight_up(struct fz_rings *r, uint32_t size, bool packed,
+			const uint8_t *img, size_t len)
+{
+	uint64_t bytes = vhu_inflight_queue_bytes((uint16_t)size, packed) * 2;
+	struct vhu_inflight m = { .mmap_size = bytes, .num_queues = 2,
+				  .queue_size = (uint16_t)size };
+	int fd = memfd_create("inflight", MFD_CLOEXEC);
+
+	if (fd < 0 || ftruncate(fd, (off_t)bytes) ||
+	    pwrite(fd, img, len < bytes ? len : bytes, 0) < 0)
+		abort();
+	r->dev->protocol |= VHU_BIT(VHU_PF_INFLIGHT_SHMFD);
+	vhu_inflight_set_fd(r->dev, &m, fd); /* takes the fd */
+}
+
 int fz_rings_up(struct fz_rings *r, uint64_t features, uint32_t size, int nq)
+{
+	return fz_rings_up_inflight(r, features, size, nq, NULL, 0);
+}
+
+int fz_rings_up_inflight(struct fz_rings *r, uint64_t features, uint32_t size,
+			 int nq, const uint8_t *ifl, size_t ifl_len)
 {
 	static const uint64_t gpas[FZ_NREGIONS] = { 0, FZ_REGION, 0x100000 };
 	struct vhu_mem_region regs[FZ_NREGIONS];
@@ -183,6 +207,9 @@ int fz_rings_up(struct fz_rings *r, uint64_t features, uint32_t size, int nq)
 	r->dev->features = features & r->dev->offered_features;
 	r->dev->features_set = true;
 	r->dev->owner = true;
+	if (ifl)
+		inflight_up(r, size, features & VHU_BIT(VHU_F_RING_PACKED), ifl,
+			    ifl_len);
 	for (int q = 0; q < nq; q++) {
 		struct vhu_vq *vq = &r->dev->vqs[q];
 
@@ -312,9 +339,17 @@ int fz_ring_target(const uint8_t *data, size_t size, bool packed)
 			    ((fbits & 4) ? VHU_BIT(VHU_F_LOG_ALL) : 0);
 	/* packed rings may have any size; split ones a power of 2 */
 	uint32_t qsize = packed ? 1u + fz_u8(&in) : 1u << (fz_u8(&in) % 9);
+	/* fbits & 8: inflight tracking, the region's image from the input */
+	uint8_t ifl[512] = { 0 };
+	size_t ifl_len = 0;
 
+	if (fbits & 8) {
+		ifl_len = fz_u8(&in) * 2u;
+		fz_bytes(&in, ifl, ifl_len);
+	}
 	fz_check_fds();
-	if (fz_rings_up(&r, features, qsize, 1) == 0) {
+	if (fz_rings_up_inflight(&r, features, qsize, 1, (fbits & 8) ? ifl : NULL,
+				 ifl_len) == 0) {
 		fz_log_up(&r, &in);
 		/* driver area first: small inputs already make buffers available */
 		fz_bytes(&in, r.mem[0] + 0x6000, in.left < 0x40 ? in.left : 0x40);

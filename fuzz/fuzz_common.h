@@ -49,6 +49,10 @@ struct fz_rings {
  * of @size started with rings at fixed places in region 0: desc 0x0,
  * avail/driver area 0x2000 (+0x800 for queue 1), used/device 0x3000. */
 int fz_rings_up(struct fz_rings *r, uint64_t features, uint32_t size, int nq);
+/* The same with inflight tracking: the front-end's region, its first
+ * @ifl_len bytes from @ifl (the rest zero), installed before the start. */
+int fz_rings_up_inflight(struct fz_rings *r, uint64_t features, uint32_t size,
+			 int nq, const uint8_t *ifl, size_t ifl_len);
 void fz_rings_down(struct fz_rings *r);
 /* When @features has VHOST_F_LOG_ALL: a dirty log of a size the input
  * chooses (too small for guest memory at times: the rings are then held),
