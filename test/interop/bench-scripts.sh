@@ -21,6 +21,11 @@
 #                  back-ends under callgrind, logging off and on
 #   fails-loudly   a back-end that never serves: FAIL in the TSV, the
 #                  failure printed, exit status 1
+#   blk            blk.sh, one row, one cycle, 1 s windows: vhu-blk and
+#                  qemu-storage-daemon on two disks of one TCG guest, an ok
+#                  window on each (I/Os, CPU time per I/O), vhu first, the
+#                  .info and summary written, a summary line, nothing left
+#                  running or on disk
 # Prints "N passed, N failed".
 set -uo pipefail
 
@@ -149,6 +154,26 @@ rc=$?
 grep -q '^FAIL: ' "$work/fail.log" || case_error "no FAIL line printed"
 grep -q 'sample(s) FAILED' "$work/fail.log" || case_error "no failure count printed"
 case_end "$work/fail.log"
+
+case_begin blk
+out=$work/blk.tsv
+mkdir -p "$work/blk-tmp"
+if ! TMPDIR=$work/blk-tmp timeout 300 "$repo/bench/blk.sh" --build "$build" --seconds 1 --warmup 1 \
+	--reps 1 --rows '^rand-read/4k$' --out "$out" >"$work/blk.log" 2>&1; then
+	case_error "blk.sh exited non-zero"
+fi
+n=$([[ -f $out ]] && awk -F'\t' 'NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; next }
+	$c["status"] == "ok" && $c["iops"] > 0 && $c["cpu_us_per_io"] > 0 { n++ } END { print n + 0 }' "$out")
+[[ $n == 2 ]] || case_error "want 2 ok windows with I/O and CPU time, got ${n:-no TSV}"
+order=$([[ -f $out ]] && column "$out" backend | tr '\n' ' ')
+[[ $order == "vhu qsd " ]] || case_error "window order '$order', want 'vhu qsd '"
+[[ -f $out && $(column "$out" disk | sort -u | wc -l) == 2 ]] || case_error "both windows on one disk"
+[[ -s ${out%.tsv}.info && -s ${out%.tsv}-summary.tsv ]] || case_error "no .info or -summary.tsv"
+grep -qE '^rand-read/4k +1 +[0-9]+ +[0-9]+ +[0-9.]+ ' "$work/blk.log" || case_error "no summary line"
+left=$(pgrep -af -- "$work/blk-tmp/" || true)
+[[ -z $left ]] || case_error "still running: $left"
+[[ -z $(ls -A "$work/blk-tmp") ]] || case_error "left in TMPDIR: $(ls "$work/blk-tmp")"
+case_end "$work/blk.log"
 
 ls /var/run/dpdk 2>/dev/null | grep -q '^vhu-' && echo "note: DPDK runtime directories left in /var/run/dpdk"
 summary
