@@ -51,6 +51,9 @@
 #           fails with --backend qsd, which shows the check works.
 #   mq      2 queues (num-queues=2 on both sides, -smp 2): 4 streams, 2 per
 #           CPU; every hardware queue must have been run
+#   client  the other socket direction, packed: QEMU listens (server=on),
+#           vhu-blk --client connects and, restarted, connects again (vhu
+#           only: qemu-storage-daemon cannot connect)
 # Every case checks: every round's read-back matches, and so does the image
 # file afterwards (each slot holds its stream's last data file; the control
 # region holds the stop mark, the guard region after it is untouched);
@@ -72,7 +75,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$here/common.sh"
 
 usage() {
-	echo "usage: $0 [--backend vhu|qsd] BUILD_DIR [CASE...]   (cases: split packed mq)" >&2
+	echo "usage: $0 [--backend vhu|qsd] BUILD_DIR [CASE...]   (cases: split packed mq client)" >&2
 	exit 2
 }
 backend=vhu
@@ -89,7 +92,12 @@ done
 [[ $backend == vhu || $backend == qsd ]] || usage
 build=$(cd "${args[0]}" && pwd) || usage
 cases=${args[*]:1}
-cases=${cases:-${VHU_BLK_CASES:-split packed mq}}
+if [[ $backend == vhu ]]; then
+	cases=${cases:-${VHU_BLK_CASES:-split packed mq client}}
+else
+	cases=${cases:-${VHU_BLK_CASES:-split packed mq}}
+fi
+client=0
 
 qsd=${QSD:-qemu-storage-daemon}
 chunk_max=${VHU_BLK_CHUNK_MIB:-32}         # one slot, one data file: at most this,
@@ -208,12 +216,14 @@ be_start() {
 	else
 		spawn "$dir/be-$k.out" "$dir/be-$k.err" "$vhublk" \
 			--socket "$dir/sock" --file "$dir/disk.img" --queues "$nq" --verbose \
-			${hold:+--hold "$hold"}
+			${hold:+--hold "$hold"} ${client:+--client}
 	fi
 	bepid=$VHU_LAST_PID
 	end=$((SECONDS + 15))
 	while ((SECONDS < end)); do
-		if listening "$bepid"; then
+		# a client connects (and reconnects) by itself: it only has to
+		# be up; the guest's I/O resuming is the real check
+		if { ((client)) && sleep 0.2 && alive "$bepid"; } || listening "$bepid"; then
 			return 0
 		fi
 		if ! alive "$bepid"; then
@@ -283,7 +293,7 @@ restart() {
 		case_error "restart $n (SIG$sig at guest time $gtime s, $infl in flight at the last sample): the guest's I/O did not resume on back-end $inst (wait rc $rc: 1 timeout, 2 QEMU exited, 3 back-end exited, 4 guest I/O error; in flight $(last_stat 9)): $(guest_errors | paste -sd'|' -)"
 		return 1
 	fi
-	printf '  restart %d (SIG%s at guest time %s s, %s in flight at the last sample): back-end %d listening after %s s, the guest'"'"'s I/O resumed after %s s (%s s after the stop)\n' \
+	printf '  restart %d (SIG%s at guest time %s s, %s in flight at the last sample): back-end %d up after %s s, the guest'"'"'s I/O resumed after %s s (%s s after the stop)\n' \
 		"$n" "$sig" "$gtime" "$infl" "$inst" "$d_listen" "$(since "$t1")" "$(since "$t0")"
 }
 
@@ -426,6 +436,8 @@ run_case() {
 	fi
 
 	chardev="socket,id=c0,path=$dir/sock,reconnect=1"
+	# client: QEMU listens, vhu-blk connects (and reconnects with backoff)
+	((client)) && chardev="socket,id=c0,path=$dir/sock,server=on,wait=on"
 	device="vhost-user-blk-pci,chardev=c0,vectors=0,num-queues=$nq"
 	((packed)) && device+=",packed=on"
 	echo "  qemu ... -smp $smp -chardev $chardev -device $device"
@@ -585,9 +597,10 @@ check_run() {
 
 for c in $cases; do
 	case $c in
-	split) run_case split 0 1 ;;
-	packed) run_case packed 1 1 ;;
-	mq) run_case mq 0 2 ;;
+	split) client=0 run_case split 0 1 ;;
+	packed) client=0 run_case packed 1 1 ;;
+	mq) client=0 run_case mq 0 2 ;;
+	client) client=1 run_case client 1 1 ;;
 	*)
 		case_begin "qemu-blk $c ($backend)"
 		case_error "unknown case"
