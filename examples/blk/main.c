@@ -166,6 +166,8 @@ static int start_queues(struct vhu_dev *dev, const char *serial)
 			return rc;
 		}
 		nqueues++;
+		q->hold_every = opts.hold_every;
+		q->hold_ms = opts.hold_ms;
 		if (q->uring_err && i == 0)
 			fprintf(stderr, "vhu-blk: warning: io_uring unavailable (%s): "
 				"synchronous I/O\n", strerror(-q->uring_err));

@@ -151,6 +151,9 @@ static bool hold_back(struct blk_queue *q, struct blk_slot *s)
 		return false;
 	s->hold_until = blk_now_ms() + q->hold_ms;
 	q->held[q->nheld++] = s;
+	if (q->verbose) /* a crash test stops the back-end on this line */
+		fprintf(stderr, "vhu-blk: queue %u: holding a completion %u ms (--hold)\n",
+			q->index, q->hold_ms);
 	return true;
 }
 

@@ -214,9 +214,12 @@ be_start() {
 			--blockdev "driver=file,node-name=file0,filename=$dir/disk.img,cache.direct=on" \
 			--export "type=vhost-user-blk,id=exp0,node-name=file0,addr.type=unix,addr.path=$dir/sock,writable=on,num-queues=$nq"
 	else
+		local extra=()
+		[[ -n $hold ]] && extra+=(--hold "$hold")
+		((client)) && extra+=(--client)
 		spawn "$dir/be-$k.out" "$dir/be-$k.err" "$vhublk" \
 			--socket "$dir/sock" --file "$dir/disk.img" --queues "$nq" --verbose \
-			${hold:+--hold "$hold"} ${client:+--client}
+			"${extra[@]}"
 	fi
 	bepid=$VHU_LAST_PID
 	end=$((SECONDS + 15))
@@ -267,6 +270,17 @@ restart() {
 	while (($(last_stat 9) == 0 && SECONDS < end)); do
 		sleep 0.05
 	done
+	# with --hold, a SIGKILL right after vhu-blk holds a completion (and
+	# answers others meanwhile): a request in flight behind used ones
+	if [[ $sig == KILL && $backend == vhu && -n $hold ]]; then
+		n0=$(grep -c 'holding a completion' "$dir/be-$inst.err")
+		end=$((SECONDS + 3))
+		while (($(grep -c 'holding a completion' "$dir/be-$inst.err") <= n0 && SECONDS < end)); do
+			sleep 0.02
+		done
+		sleep 0.1
+		kills_held=$((kills_held + 1))
+	fi
 	infl=$(last_stat 9)
 	gtime=$(last_stat 0)
 	((infl > 0)) && kills_inflight=$((kills_inflight + 1))
@@ -414,6 +428,7 @@ run_case() {
 	bepid=
 	qemu_pid=
 	kills_inflight=0
+	kills_held=0
 	w=$((3 * nq))
 	d=$((w + 1))
 	chunk_mib=$chunk_max
@@ -531,6 +546,10 @@ run_case() {
 			sed -n 's/.*queue [0-9]*: \([0-9]*\) requests were in flight; handed out again first.*/\1/p' |
 			awk '{ n += $1; k++ } END { printf "%d requests in %d queue starts", n, k }')
 		echo "  replayed from the inflight region: $replayed"
+		# each SIGKILL came while a completion was held: something must
+		# have been handed out again
+		((kills_held == 0)) || [[ ! $replayed =~ ^0\  ]] ||
+			case_error "$kills_held SIGKILLs while vhu-blk held a completion, yet nothing was replayed"
 	fi
 	if [[ -s $dir/qemu-1.err ]]; then
 		echo "  QEMU's stderr (lines by kind):"
