@@ -16,26 +16,38 @@ struct span {
 	uint64_t len;
 };
 
+/* The span's next piece, from *@i on: *@p and *@l; false at the span's end
+ * or the segments'.  Consumes it from @s. */
+static bool span_next(struct span *s, unsigned *i, uint8_t **p, uint64_t *l)
+{
+	for (; *i < s->n && s->len; (*i)++) {
+		uint64_t seg = s->segs[*i].len;
+
+		if (s->skip >= seg) {
+			s->skip -= seg;
+			continue;
+		}
+		*p = (uint8_t *)s->segs[*i].addr + s->skip;
+		*l = seg - s->skip < s->len ? seg - s->skip : s->len;
+		s->skip = 0;
+		s->len -= *l;
+		(*i)++;
+		return true;
+	}
+	return false;
+}
+
 /* Copy a span into @dst; returns the bytes copied (less when the segments
  * end first). */
 static uint64_t span_gather(struct span s, void *dst)
 {
-	uint8_t *d = dst;
-	uint64_t done = 0;
+	uint8_t *d = dst, *p;
+	uint64_t done = 0, l;
+	unsigned i = 0;
 
-	for (unsigned i = 0; i < s.n && done < s.len; i++) {
-		uint64_t l = s.segs[i].len;
-
-		if (s.skip >= l) {
-			s.skip -= l;
-			continue;
-		}
-		l -= s.skip;
-		if (l > s.len - done)
-			l = s.len - done;
-		memcpy(d + done, (const uint8_t *)s.segs[i].addr + s.skip, l);
+	while (span_next(&s, &i, &p, &l)) {
+		memcpy(d + done, p, l);
 		done += l;
-		s.skip = 0;
 	}
 	return done;
 }
@@ -44,26 +56,15 @@ static uint64_t span_gather(struct span s, void *dst)
 static bool span_iov(struct span s, struct iovec *iov, unsigned cap,
 		     unsigned *niov)
 {
-	uint64_t done = 0;
-	unsigned k = 0;
+	uint8_t *p;
+	uint64_t l;
+	unsigned i = 0, k = 0;
 
-	for (unsigned i = 0; i < s.n && done < s.len; i++) {
-		uint64_t l = s.segs[i].len;
-
-		if (s.skip >= l) {
-			s.skip -= l;
-			continue;
-		}
-		l -= s.skip;
-		if (l > s.len - done)
-			l = s.len - done;
+	while (span_next(&s, &i, &p, &l)) {
 		if (k == cap)
 			return false;
-		iov[k].iov_base = (uint8_t *)s.segs[i].addr + s.skip;
-		iov[k].iov_len = (size_t)l;
-		k++;
-		done += l;
-		s.skip = 0;
+		iov[k].iov_base = p;
+		iov[k++].iov_len = (size_t)l;
 	}
 	*niov = k;
 	return true;
