@@ -207,9 +207,12 @@ void vhu_dev_check_ready(struct vhu_dev *dev)
 		dev->ops.device_stopped(dev, dev->opaque);
 }
 
-void vhu_dev_crash_at(struct vhu_dev *dev, uint32_t n)
+void vhu_dev_crash_at(struct vhu_dev *dev, uint32_t n, void (*hook)(void *),
+		      void *arg)
 {
 	dev->crash_at = n;
+	dev->crash_hook = hook;
+	dev->crash_arg = arg;
 }
 
 void vhu_dev_reset_state(struct vhu_dev *dev)

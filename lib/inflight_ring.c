@@ -24,7 +24,8 @@
 /* Barrier [ifl-order]: stores before it are issued before stores after it
  * (a SIGKILL between them leaves the first ones in the region); pairs with
  * the repair in start_split() / start_packed().  Each is also a point
- * where the test build of the library can die (VHU_CRASH_POINTS). */
+ * where the test build of the library hands over to a test's hook that
+ * kills the process (VHU_CRASH_POINTS). */
 static inline void ifl_order(struct vhu_vq *vq)
 {
 	atomic_signal_fence(memory_order_seq_cst);

@@ -30,6 +30,9 @@
 #ifndef VHU_CRASHDEV_H
 #define VHU_CRASHDEV_H
 
+/* A back-end's exit status when it dies at a crash point. */
+#define VHU_CRASH_EXIT 86
+
 #include <stdbool.h>
 #include <stdint.h>
 
