@@ -119,6 +119,8 @@ struct vhu_ifl_queue {
 	uint16_t nresubmit, next_resubmit;
 	/* Packed: the head entry of each buffer id in flight, or NONE. */
 	uint16_t *entry_of_id;
+	/* Per id: in the push being checked (vhu_inflight_push()). */
+	uint8_t *claimed;
 };
 
 #define VHU_IFL_NONE 0xffff

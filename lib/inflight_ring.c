@@ -401,6 +401,7 @@ static void queue_free(struct vhu_ifl_queue *q)
 	free(q->first);
 	free(q->stored);
 	free(q->entry_of_id);
+	free(q->claimed);
 	free(q);
 }
 
@@ -438,6 +439,11 @@ int vhu_inflight_start(struct vhu_vq *vq)
 		return -ENOMEM;
 	q->region = m->base + part * vq->index;
 	q->packed = vq->packed;
+	q->claimed = calloc(vq->size, 1);
+	if (!q->claimed) {
+		free(q);
+		return -ENOMEM;
+	}
 	rc = vq->packed ? start_packed(vq, q) : start_split(vq, q);
 	if (rc < 0) {
 		queue_free(q);
@@ -573,9 +579,6 @@ static int push_split(struct vhu_vq *vq, struct vhu_ifl_queue *q,
 	uint16_t head = ld16(&r->last_batch_head);
 	int rc;
 
-	for (unsigned i = 0; i < n; i++)
-		if (reqs[i].id >= vq->size || ld8(&r->desc[reqs[i].id].inflight) != 1)
-			return -EINVAL; /* not handed out, or pushed already */
 	for (unsigned i = 0; i < n; i++) {
 		st16(&r->desc[reqs[i].id].next, head);
 		head = reqs[i].id;
@@ -601,13 +604,10 @@ static int push_packed_one(struct vhu_vq *vq, struct vhu_ifl_queue *q,
 {
 	struct vhu_ifl_packed *r = q->region;
 	uint32_t size = vq->size, pos;
-	uint16_t e, last;
+	uint16_t e = q->entry_of_id[req->id], last;
 	bool wrap;
 	int rc;
 
-	if (req->id >= size || (e = q->entry_of_id[req->id]) == VHU_IFL_NONE ||
-	    req->ndesc == 0 || req->ndesc > size)
-		return -EINVAL;
 	last = ld16(&r->desc[e].last);
 	if (last >= size)
 		return vhu_vq_fail(vq, "inflight entry %u rewritten (last %u)", e,
@@ -639,18 +639,55 @@ static int push_packed_one(struct vhu_vq *vq, struct vhu_ifl_queue *q,
 	return 0;
 }
 
+/* Is the request with buffer id / head @id one vhu handed out? */
+static bool in_flight(const struct vhu_ifl_queue *q, uint16_t id)
+{
+	if (q->packed)
+		return q->entry_of_id[id] != VHU_IFL_NONE;
+	return ld8(&((struct vhu_ifl_split *)q->region)->desc[id].inflight) == 1;
+}
+
+/* Every request of a push must be in flight, and in it once: all are
+ * checked (and marked in q->claimed) before any is returned, so a push is
+ * all or nothing.  The number marked; n when all are good. */
+static unsigned claim(const struct vhu_vq *vq, struct vhu_ifl_queue *q,
+		      const struct vhu_req *reqs, unsigned n)
+{
+	unsigned i;
+
+	for (i = 0; i < n; i++) {
+		uint16_t id = reqs[i].id;
+
+		if (id >= vq->size || q->claimed[id] || reqs[i].ndesc == 0 ||
+		    reqs[i].ndesc > vq->size || !in_flight(q, id))
+			break;
+		q->claimed[id] = 1;
+	}
+	return i;
+}
+
+static void unclaim(struct vhu_ifl_queue *q, const struct vhu_req *reqs,
+		    unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		q->claimed[reqs[i].id] = 0;
+}
+
 int vhu_inflight_push(struct vhu_vq *vq, const struct vhu_req *reqs,
 		      const uint32_t *written, unsigned n)
 {
 	struct vhu_ifl_queue *q = vq->ifl;
+	unsigned good = claim(vq, q, reqs, n);
+	int rc = 0;
 
-	if (!q->packed)
-		return push_split(vq, q, reqs, written, n);
-	for (unsigned i = 0; i < n; i++) {
-		int rc = push_packed_one(vq, q, &reqs[i], written ? &written[i] : NULL);
-
-		if (rc)
-			return rc;
+	if (good < n) {
+		rc = -EINVAL; /* not handed out, pushed already, or twice here */
+	} else if (!q->packed) {
+		rc = push_split(vq, q, reqs, written, n);
+	} else {
+		for (unsigned i = 0; i < n && !rc; i++)
+			rc = push_packed_one(vq, q, &reqs[i], written ? &written[i] : NULL);
 	}
-	return 0;
+	unclaim(q, reqs, good);
+	return rc;
 }

@@ -222,9 +222,7 @@ int vhu_vq_push(struct vhu_vq *vq, const struct vhu_req *reqs,
 	else
 		rc = vq->packed ? vhu_vq_push_packed(vq, reqs, written, n)
 				: vhu_vq_push_split(vq, reqs, written, n);
-	/* Tracked packed requests go one at a time: a bad one may come after
-	 * good ones were used, which count (and are logged) all the same. */
-	if (rc == 0 || vq->used_idx != old_used || vq->used_wrap != old_wrap) {
+	if (rc == 0) {
 		STAT_ADD(vq, st_pushed, n);
 		vq->pending_used = (uint16_t)(vq->pending_used + n);
 		if (unlikely(vq->burst_log)) {

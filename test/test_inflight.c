@@ -236,6 +236,48 @@ START_TEST(clean_stop_hands_out_again)
 END_TEST
 
 /*
+ * A tracked push is all or nothing: a request pushed twice in one call, or
+ * one not in flight (already used), refuses the whole push and uses none;
+ * the good ones then go in one call.
+ */
+START_TEST(push_all_or_nothing)
+{
+	struct env_opts eo = { .packed = _i, .qsize = 8, .inflight = true };
+	struct vhu_req reqs[HELD], bad[3];
+	struct vhu_seg segs[2 * HELD];
+	uint32_t gen, w[3] = { 16, 16, 16 };
+	struct vhu_vq *vq;
+	void *tok;
+	struct env e;
+
+	env_up(&e, &eo);
+	vq = vhu_dev_vq(e.dev, 0);
+	hold_some(&e, reqs, segs, &gen); /* 1, 2, 4 held; 3 used */
+	ck_assert(vhu_vq_begin(vq) & VHU_VQ_RUNNING);
+	bad[0] = reqs[0];
+	bad[1] = reqs[1];
+	bad[2] = reqs[0];
+	ck_assert_int_eq(vhu_vq_push(vq, bad, w, 3), -EINVAL);
+	bad[2] = reqs[2];
+	ck_assert_int_eq(vhu_vq_push(vq, bad, w, 3), -EINVAL);
+	vhu_vq_end(vq);
+	ck_assert_int_eq(vhu_fe_ring_get_used(ring(&e, 0), NULL, NULL, &tok), 0);
+	ck_assert(vhu_vq_begin(vq) & VHU_VQ_RUNNING);
+	bad[2] = reqs[3];
+	ck_assert_int_eq(vhu_vq_push(vq, bad, w, 3), 0);
+	vhu_vq_end(vq);
+	for (uint64_t t = 1; t <= 4; t++) {
+		if (t == 3)
+			continue;
+		ck_assert_int_eq(vhu_fe_ring_get_used(ring(&e, 0), NULL, NULL, &tok), 1);
+		ck_assert_ptr_eq(tok, (void *)(uintptr_t)t);
+	}
+	round_trip(&e, 0, false, 0x33);
+	env_down(&e);
+}
+END_TEST
+
+/*
  * No tracking: the device does not offer it (0), the front-end withholds
  * the protocol feature (1), or acks it and sends no region (2).  Nothing
  * is recorded, and a stop and start with requests held hands nothing out
@@ -323,6 +365,7 @@ static Suite *inflight_suite(void)
 	tcase_add_loop_test(c, crash_at_burst_boundaries, 0, 4);
 	suite_add_tcase(s, c);
 	tcase_add_loop_test(p, clean_stop_hands_out_again, 0, 2);
+	tcase_add_loop_test(p, push_all_or_nothing, 0, 2);
 	tcase_add_loop_test(p, untracked_as_before, 0, 6);
 	suite_add_tcase(s, p);
 	return s;
