@@ -336,7 +336,8 @@ struct hammer {
 	struct vhu_mem *m;
 	struct vhu_mem_reader reader;
 	atomic_bool stop;
-	uint64_t reads;
+	_Atomic uint64_t passes; /* sections entered, table empty or not */
+	_Atomic uint64_t reads;
 	uint64_t wrong;
 	bool yield; /* valgrind runs one thread at a time: let the writer in */
 };
@@ -359,9 +360,10 @@ static void *hammer_reader(void *arg)
 			uint8_t k = (uint8_t)((gpa / 4096) & 0xff);
 			if (v != k && v != (uint8_t)(k + 128))
 				h->wrong++;
-			h->reads++;
+			atomic_fetch_add_explicit(&h->reads, 1, memory_order_relaxed);
 		}
 		vhu_mem_read_end(&h->reader);
+		atomic_fetch_add_explicit(&h->passes, 1, memory_order_relaxed);
 		if (h->yield)
 			sched_yield();
 	}
@@ -382,8 +384,17 @@ START_TEST(replace_under_concurrent_reader)
 	ck_assert_int_eq(vhu_mem_init(&m, 8, 1, &lg), 0);
 	ck_assert_int_eq(vhu_mem_reader_add(&m, &h.reader), 0);
 	ck_assert_int_eq(pthread_create(&th, NULL, hammer_reader, &h), 0);
+	/* The reader must be reading before the first replacement: valgrind
+	 * may otherwise run every round before it schedules the thread. */
+	for (int w = 0; w < 30000 && atomic_load(&h.passes) == 0; w++)
+		usleep(1000);
+	ck_assert_uint_gt(atomic_load(&h.passes), 0);
 	rss0 = tu_rss_pages();
-	for (int i = 0; i < rounds; i++) {
+	/* At least `rounds` replacements, and on until the reader has done
+	 * enough reads across them (bounded: a stalled reader fails below). */
+	for (int i = 0; i < rounds || (atomic_load(&h.reads) <= 1000 && i < 100 * rounds); i++) {
+		if (h.yield)
+			sched_yield();
 		/* two regions, both new every time (different file each round),
 		 * so the old mappings really are unmapped under the reader */
 		struct vhu_mem_region r[2] = { reg(0, 2 * MB, 0x1000000, 0),
@@ -400,7 +411,7 @@ START_TEST(replace_under_concurrent_reader)
 	}
 	atomic_store(&h.stop, true);
 	pthread_join(th, NULL);
-	ck_assert_uint_gt(h.reads, 1000);
+	ck_assert_uint_gt(atomic_load(&h.reads), 1000);
 	ck_assert_uint_eq(h.wrong, 0);
 	ck_assert_int_eq(tu_count_fds(), nfd);
 	/* Nothing leaked: RSS does not grow with the number of replacements. */
