@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 #include "fuzz_common.h"
-#include "vq.h"
+#include "rings/vq.h"
 
 #include <dirent.h>
 #include <fcntl.h>

@@ -11,13 +11,13 @@
 #include <vhu/dev.h>
 #include <vhu/vq.h>
 
-#include "conn.h"
-#include "dirty_log.h"
-#include "inflight.h"
+#include "protocol/conn.h"
+#include "memory/dirty_log.h"
+#include "memory/inflight.h"
 #include "log.h"
-#include "mem.h"
-#include "proto.h"
-#include "ring.h"
+#include "memory/mem.h"
+#include "protocol/proto.h"
+#include "rings/ring.h"
 
 #define VHU_MAX_QUEUES 1024
 #define VHU_MAX_QUEUE_SIZE 32768

@@ -29,9 +29,9 @@
 #include <unistd.h>
 
 #include "aftermath.h"
-#include "conn.h"
-#include "msg.h"
-#include "proto.h"
+#include "protocol/conn.h"
+#include "protocol/msg.h"
+#include "protocol/proto.h"
 #include "testutil.h"
 
 #define MB (1024ull * 1024)

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * Dirty-page logging for live migration (lib/dirty_log.c, docs/migration.md)
+ * Dirty-page logging for live migration (lib/memory/dirty_log.c, docs/migration.md)
  * end to end: a vhu device served by a helper thread, the in-tree front-end
  * as QEMU (SET_LOG_BASE with a memfd it maps too, SET_FEATURES with
  * VHOST_F_LOG_ALL) and as the guest driver, the test thread (or a thread
@@ -54,9 +54,9 @@
 
 #include "aftermath.h"
 #include "fe.h"
-#include "proto.h"
+#include "protocol/proto.h"
 #include "testutil.h"
-#include "vq.h" /* VHU_USED_TAG: vhu's mark in a used packed descriptor */
+#include "rings/vq.h" /* VHU_USED_TAG: vhu's mark in a used packed descriptor */
 #include "vqenv.h"
 
 #if defined(__SANITIZE_THREAD__)

@@ -18,8 +18,8 @@
 
 #include <vhu/ev.h>
 
-#include "conn.h"
-#include "proto.h"
+#include "protocol/conn.h"
+#include "protocol/proto.h"
 #include "testutil.h"
 
 struct ctx {

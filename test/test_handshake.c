@@ -23,7 +23,7 @@
 
 #include "aftermath.h"
 #include "fe.h"
-#include "proto.h"
+#include "protocol/proto.h"
 #include "testutil.h"
 
 #define NQ 2

@@ -23,7 +23,7 @@
 
 #include "aftermath.h"
 #include "fe.h"
-#include "inflight.h" /* the region's layout */
+#include "memory/inflight.h" /* the region's layout */
 #include "testutil.h"
 #include "vqenv.h"
 

@@ -15,7 +15,7 @@
 #include <stdio.h>
 #include <unistd.h>
 
-#include "mem.h"
+#include "memory/mem.h"
 #include "testutil.h"
 
 #define MB (1024ull * 1024)

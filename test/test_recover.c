@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * Packed rings after a back-end crash (lib/vq_recover.c): the back-end
+ * Packed rings after a back-end crash (lib/rings/vq_recover.c): the back-end
  * stops at some point of a burst, the front-end reconnects and, as QEMU
  * 7.2 does, sends the base of the ring's last clean stop (its start)
  * while the driver is laps ahead.  The device must resume where the ring
@@ -29,7 +29,7 @@
 #include "aftermath.h"
 #include "fe.h"
 #include "testutil.h"
-#include "vq.h" /* VHU_USED_TAG: what vhu writes in a used descriptor */
+#include "rings/vq.h" /* VHU_USED_TAG: what vhu writes in a used descriptor */
 #include "vqenv.h"
 
 #define QSIZE 8

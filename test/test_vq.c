@@ -31,7 +31,7 @@
 
 #include "aftermath.h"
 #include "fe.h"
-#include "proto.h"
+#include "protocol/proto.h"
 #include "testutil.h"
 #include "vqenv.h"
 

@@ -64,7 +64,7 @@
 
 #include "fe.h"
 #include "internal.h" /* struct vhu_vq, for the state dump of a failure */
-#include "proto.h"
+#include "protocol/proto.h"
 #include "testutil.h"
 
 #if defined(__SANITIZE_THREAD__)

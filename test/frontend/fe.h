@@ -42,7 +42,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "proto.h"
+#include "protocol/proto.h"
 
 #define VHU_FE_MAX_QUEUES 64
 #define VHU_FE_MAX_REGIONS 512 /* enough to run past 509 memory slots */
@@ -552,7 +552,7 @@ void vhu_fe_ring_enable_cb(struct vhu_fe_ring *r);
 
 /** For SET_VRING_BASE: where the device should start, i.e. just after the
  *  last buffer the driver reaped.  Split: that index; packed: slot | wrap
- *  << 15 in both halves (lib/proto.h); a fresh ring gives 0 / 0x80008000. */
+ *  << 15 in both halves (lib/protocol/proto.h); a fresh ring gives 0 / 0x80008000. */
 uint32_t vhu_fe_ring_base(const struct vhu_fe_ring *r);
 
 /* ------------------------------------------------------------------------

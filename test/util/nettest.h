@@ -8,7 +8,7 @@
 
 #include <vhu/vhu.h>
 
-#include "proto.h"
+#include "protocol/proto.h"
 
 #define NET_FEATURES                                                         \
 	(VHU_BIT(VHU_NET_F_MRG_RXBUF) | VHU_BIT(VHU_NET_F_CSUM) |              \

@@ -5,7 +5,7 @@
  * control threads of the devices sharing the guard) take a mutex; the
  * handler only loads.
  */
-#include "guard_int.h"
+#include "memory/guard_int.h"
 
 #include <errno.h>
 #include <pthread.h>

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* The request table, central validation and the reply rules. */
-#include "msg.h"
+#include "protocol/msg.h"
 
 #include <errno.h>
 #include <string.h>

@@ -12,7 +12,7 @@
 #include <stdint.h>
 
 #include "log.h"
-#include "proto.h"
+#include "protocol/proto.h"
 
 struct vhu_rx {
 	struct vhu_msg msg;

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-#include "conn.h"
+#include "protocol/conn.h"
 
 #include <errno.h>
 #include <poll.h>

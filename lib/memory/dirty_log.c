@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* Dirty-page logging for live migration: the log's life on the control
  * thread, and the marking of pages on the data plane (dirty_log.h). */
-#include "dirty_log.h"
+#include "memory/dirty_log.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -11,8 +11,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "guard_int.h"
-#include "vq.h"
+#include "memory/guard_int.h"
+#include "rings/vq.h"
 
 #ifndef F_GET_SEALS
 #define F_GET_SEALS 1034

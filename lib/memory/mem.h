@@ -24,8 +24,8 @@
 #include <sys/types.h>
 
 #include "log.h"
-#include "proto.h"
-#include "ring.h"
+#include "protocol/proto.h"
+#include "rings/ring.h"
 
 #define VHU_MAX_MEM_SLOTS 509
 

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* Packed virtqueues (VIRTIO 1.2 §2.8), device side. */
-#include "vq.h"
+#include "rings/vq.h"
 
 #include <errno.h>
 
@@ -111,7 +111,7 @@ int vhu_vq_take_stored(struct vhu_vq *vq, const struct vhu_ifl_stored *d,
 	struct vhu_chain c;
 	int rc;
 
-	/* Checked when the region was read (inflight_ring.c): 1 .. size
+	/* Checked when the region was read (inflight_start.c): 1 .. size
 	 * descriptors, NEXT on all but the last, INDIRECT alone, id < size. */
 	chain_init(&c, vq, segs, nsegs);
 	for (uint32_t k = 0; k < n; k++) {

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* Inflight tracking: the shared region's life on the control thread
  * (GET_INFLIGHT_FD creates it, SET_INFLIGHT_FD maps it; inflight.h). */
-#include "inflight.h"
+#include "memory/inflight.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "guard_int.h"
+#include "memory/guard_int.h"
 #include "internal.h"
 
 #ifndef MFD_CLOEXEC

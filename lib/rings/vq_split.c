@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* Split virtqueues (VIRTIO 1.2 §2.7), device side. */
-#include "vq.h"
+#include "rings/vq.h"
 
 #include <errno.h>
 

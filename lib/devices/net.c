@@ -5,7 +5,7 @@
 
 #include <string.h>
 
-#include "net_int.h"
+#include "devices/net_int.h"
 
 /* Segments a single guest buffer may use here; Linux guests use at most
  * MAX_SKB_FRAGS + 2. */

@@ -8,7 +8,7 @@
 
 #include <string.h>
 
-#include "vq.h"
+#include "rings/vq.h"
 
 /* The counters of struct vhu_net_stats, in order (vq->net_st[]). */
 enum { NS_PACKETS, NS_BYTES, NS_NO_BUFFERS, NS_TOO_BIG, NS_BAD_HEADER,

@@ -24,7 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "proto.h"
+#include "protocol/proto.h"
 
 struct vhu_dev;
 struct vhu_vq;
@@ -138,7 +138,7 @@ void vhu_inflight_forget(struct vhu_dev *dev);
 /* Disconnect, reset or free: unmap (every queue is stopped). */
 void vhu_inflight_clear(struct vhu_dev *dev);
 
-/* Control thread, vq starting (inflight_ring.c): attach the queue's part,
+/* Control thread, vq starting (inflight_start.c): attach the queue's part,
  * repair it, find the ring position and what to hand out again.  0 (also
  * when the queue is not tracked), -ENOMEM, or -EPROTO (the region is not
  * usable: the queue must break; logged). */
@@ -148,7 +148,7 @@ void vhu_inflight_fresh(struct vhu_vq *vq);
 /* vq stopped (no burst runs): detach. */
 void vhu_inflight_stop(struct vhu_vq *vq);
 
-/* Data plane, only when vq->ifl is set (inflight_ring.c). */
+/* Data plane, only when vq->ifl is set (inflight_track.c). */
 /* Hand out again what was in flight: up to @max requests; 0 when nothing
  * is left to resubmit, else the count or -errno as vhu_vq_pop(). */
 int vhu_inflight_pop_resubmit(struct vhu_vq *vq, struct vhu_req *reqs,

@@ -5,7 +5,7 @@
  * handler checks the values and changes state only once nothing can fail
  * any more, so a refused request leaves nothing half applied.
  */
-#include "msg.h"
+#include "protocol/msg.h"
 
 #include <errno.h>
 #include <stdio.h>

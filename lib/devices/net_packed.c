@@ -13,7 +13,7 @@
  * vhu_net_dequeue() go on from there with the general path, which checks,
  * counts and fails the queue as it always does.
  */
-#include "net_int.h"
+#include "devices/net_int.h"
 
 #define F_AVAIL VRING_PACKED_DESC_F_AVAIL
 #define F_USED VRING_PACKED_DESC_F_USED

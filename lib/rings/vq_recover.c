@@ -45,7 +45,7 @@
  * buffers were in flight is known only to the device that died): devices
  * that do that need inflight tracking (VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD).
  */
-#include "vq.h"
+#include "rings/vq.h"
 
 #include <stdlib.h>
 #include <time.h>

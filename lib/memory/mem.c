@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-#include "mem.h"
-#include "guard_int.h"
+#include "memory/mem.h"
+#include "memory/guard_int.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* The virtqueue data plane: bursts, notifications, kicks, counters. */
-#include "vq.h"
+#include "rings/vq.h"
 
 #include <errno.h>
 #include <stdarg.h>

@@ -21,7 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "proto.h"
+#include "protocol/proto.h"
 
 #define VHU_LOG_PAGE_SHIFT 12 /* one bit per 4 KiB guest page (VHOST_LOG_PAGE) */
 
