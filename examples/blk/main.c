@@ -32,7 +32,7 @@
 #include <vhu/vhu.h>
 
 #include "blk.h"
-#include "sigbus.h"
+#include "device.h"
 
 static struct blk_opts opts;
 static struct blk_image image = { .fd = -1, .fd_buffered = -1 };
@@ -210,8 +210,8 @@ static void print_banner(void)
 int main(int argc, char **argv)
 {
 	struct ev_loop *loop = EV_DEFAULT;
-	struct vhu_ev *glue = NULL;
-	struct vhu_dev *dev = NULL;
+	struct example_dev x;
+	struct vhu_dev *dev;
 	ev_signal sigint, sigterm, sigusr1;
 	ev_timer stats;
 	char err[512], serial[VIRTIO_BLK_ID_BYTES + 1];
@@ -260,31 +260,11 @@ int main(int argc, char **argv)
 		.log_level = opts.verbose ? VHU_LOG_INFO : VHU_LOG_WARN,
 		.inflight = true,
 	};
-	d.guard = example_guard_install();
-	if (!d.guard) {
-		perror("vhu-blk: SIGBUS guard");
+	if (example_dev_new(&x, loop, &d, "vhu-blk"))
 		goto out_image;
-	}
-	glue = vhu_ev_new(loop);
-	if (!glue) {
-		perror("vhu-blk: vhu_ev_new");
-		goto out_guard;
-	}
-	d.loop = vhu_ev_loop(glue);
-	dev = vhu_dev_new(&d);
-	if (!dev) {
-		perror("vhu-blk: vhu_dev_new");
-		goto out_glue;
-	}
-	if (start_queues(dev, serial))
+	dev = x.dev;
+	if (start_queues(dev, serial) || example_dev_attach(&x, opts.socket, opts.client, "vhu-blk"))
 		goto out_queues;
-	rc = opts.client ? vhu_dev_connect(dev, opts.socket) : vhu_dev_listen(dev, opts.socket);
-	if (rc) {
-		fprintf(stderr, "vhu-blk: %s %s: %s\n",
-			opts.client ? "cannot connect to" : "cannot listen on", opts.socket,
-			strerror(-rc));
-		goto out_queues;
-	}
 	print_banner();
 	if (opts.stats_s) {
 		ev_timer_init(&stats, on_stats, opts.stats_s, opts.stats_s);
@@ -297,12 +277,8 @@ out_queues:
 	stop_queues();
 	if (status == 0)
 		print_stats("final");
-	vhu_dev_free(dev);
+	example_dev_free(&x);
 	free_queues();
-out_glue:
-	vhu_ev_free(glue);
-out_guard:
-	example_guard_remove(d.guard);
 out_image:
 	blk_image_close(&image);
 	return status;

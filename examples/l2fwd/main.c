@@ -36,8 +36,8 @@
 #include <vhu/ev.h>
 #include <vhu/vhu.h>
 
+#include "device.h"
 #include "l2fwd.h"
-#include "sigbus.h"
 #include "stats.h"
 
 static struct l2_shared sh = { .wake_fd = -1 };
@@ -214,8 +214,8 @@ int main(int argc, char **argv)
 	struct l2_opts o;
 	struct l2_mem mem = { 0 };
 	struct ev_loop *loop = EV_DEFAULT;
-	struct vhu_ev *glue = NULL;
-	struct vhu_dev *dev = NULL;
+	struct example_dev x;
+	struct vhu_dev *dev;
 	ev_signal sigint, sigterm;
 	ev_timer stats;
 	int rc, status = 1;
@@ -272,22 +272,9 @@ int main(int argc, char **argv)
 		.log = vhu_log,
 		.log_level = VHU_LOG_WARN,
 	};
-	d.guard = example_guard_install();
-	if (!d.guard) {
-		perror("vhu-l2fwd: SIGBUS guard");
+	if (example_dev_new(&x, loop, &d, "vhu-l2fwd"))
 		goto out_sockets;
-	}
-	glue = vhu_ev_new(loop);
-	if (!glue) {
-		perror("vhu-l2fwd: vhu_ev_new");
-		goto out_guard;
-	}
-	d.loop = vhu_ev_loop(glue);
-	dev = vhu_dev_new(&d);
-	if (!dev) {
-		perror("vhu-l2fwd: vhu_dev_new");
-		goto out_glue;
-	}
+	dev = x.dev;
 	sh.dev = dev;
 	for (uint16_t p = 0; p < L2_MAX_PAIRS; p++) {
 		sh.rxq[p] = vhu_dev_vq(dev, (uint16_t)(2 * p));
@@ -298,13 +285,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "vhu-l2fwd: data-plane thread: %s\n", strerror(-rc));
 		goto out_dev;
 	}
-	rc = o.client ? vhu_dev_connect(dev, o.socket) : vhu_dev_listen(dev, o.socket);
-	if (rc) {
-		fprintf(stderr, "vhu-l2fwd: %s %s: %s\n",
-			o.client ? "cannot connect to" : "cannot listen on", o.socket,
-			strerror(-rc));
+	if (example_dev_attach(&x, o.socket, o.client, "vhu-l2fwd"))
 		goto out_fwd;
-	}
 	printf("vhu-l2fwd: %s %s, %s queue(s)", o.client ? "connecting to" : "listening on",
 	       o.socket, o.iface);
 	for (unsigned i = 0; i < o.nqid; i++)
@@ -327,11 +309,7 @@ out_dev:
 		l2_stats_print(&sh, "final");
 		l2_stats_pairs(&sh);
 	}
-	vhu_dev_free(dev);
-out_glue:
-	vhu_ev_free(glue);
-out_guard:
-	example_guard_remove(d.guard);
+	example_dev_free(&x);
 out_sockets:
 	for (unsigned i = 0; i < sh.nxsk; i++)
 		l2_xsk_close(&sh.xsk[i]);
