@@ -409,15 +409,7 @@ window() {
 # CPU us per I/O of each, then for the IOPS ratio vhu/qsd and the CPU/IO
 # ratio vhu/qsd: MEDIAN Q1 Q3 WON (IOPS: vhu higher; CPU: vhu lower).
 blk_summary() {
-	awk -F'\t' -v OFS='\t' '
-		function q(arr, m, p,   i, j, t, a) {
-			if (!m) return "-"
-			for (i = 1; i <= m; i++) a[i] = arr[i]
-			for (i = 2; i <= m; i++)
-				for (j = i; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
-			i = 1 + p * (m - 1); j = int(i)
-			return a[j] + (i - j) * (a[j + 1 < m ? j + 1 : m] - a[j])
-		}
+	awk -F'\t' -v OFS='\t' "$BENCH_AWK_Q"'
 		function qs(arr, m) {
 			return m ? sprintf("%.3f\t%.3f\t%.3f", q(arr, m, .5), q(arr, m, .25), q(arr, m, .75)) : "-\t-\t-"
 		}

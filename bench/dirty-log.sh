@@ -324,15 +324,7 @@ run_row() {
 # off, on, vhu on/off, dpdk on/off: MEDIAN Q1 Q3 WON (WON: of the cycles
 # with both windows).
 dl_summary() {
-	awk -F'\t' -v OFS='\t' -v maxo="$BENCH_MAX_OTHER" '
-		function q(arr, m, p,   i, j, t, a) {
-			if (!m) return "-"
-			for (i = 1; i <= m; i++) a[i] = arr[i]
-			for (i = 2; i <= m; i++)
-				for (j = i; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
-			i = 1 + p * (m - 1); j = int(i)
-			return a[j] + (i - j) * (a[j + 1 < m ? j + 1 : m] - a[j])
-		}
+	awk -F'\t' -v OFS='\t' -v maxo="$BENCH_MAX_OTHER" "$BENCH_AWK_Q"'
 		function ratio(name, a, b,   k, n, w) {
 			delete rs; n = 0; w = 0
 			for (k = 1; k <= nc; k++) {

@@ -768,6 +768,19 @@ sample_fail() {
 	done
 }
 
+# An awk function for the summaries (put before their programs): q(arr, m,
+# p) is the p-quantile of arr[1..m], linear between ranks; "-" for none.
+BENCH_AWK_Q='
+		function q(arr, m, p,   i, j, t, a) {
+			if (!m) return "-"
+			for (i = 1; i <= m; i++) a[i] = arr[i]
+			for (i = 2; i <= m; i++)
+				for (j = i; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
+			i = 1 + p * (m - 1); j = int(i)
+			return a[j] + (i - j) * (a[j + 1 < m ? j + 1 : m] - a[j])
+		}
+'
+
 # bench_medians TSV [VALUE_COLUMN]: one line per row (first-seen order) of
 # the samples whose status is ok (and, where the TSV has the columns, whose
 # cpu_fe_other and cpu_be_other are at most BENCH_MAX_OTHER): ROW
@@ -808,14 +821,7 @@ bench_medians() {
 # quartiles, the cycles vhu was faster in, how many cycles, and the median
 # rate of either side.
 bench_paired() {
-	awk -F'\t' -v OFS='\t' '
-		function q(arr, m, p,   i, j, t, a) {
-			for (i = 1; i <= m; i++) a[i] = arr[i]
-			for (i = 2; i <= m; i++)
-				for (j = i; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
-			i = 1 + p * (m - 1); j = int(i)
-			return a[j] + (i - j) * (a[j + 1 < m ? j + 1 : m] - a[j])
-		}
+	awk -F'\t' -v OFS='\t' "$BENCH_AWK_Q"'
 		NR == 1 { next }
 		!($2 in seen) { seen[$2] = 1; order[++nrows] = $2 }
 		$4 == "ok" { v[$2, $1, $3] = $5; cyc[$2, $1] = 1 }
