@@ -27,6 +27,7 @@ enum {
 	VHU_DP_RUNNING = 1u << 0, /* started and not stopped */
 	VHU_DP_ENABLED = 1u << 1,
 	VHU_DP_BROKEN = 1u << 2,
+	VHU_DP_DRAINING = 1u << 3, /* vhu_vq_drain(): pushes only */
 };
 
 struct vhu_dev;
@@ -68,6 +69,8 @@ struct vhu_vq {
 	struct vring_desc *bounce;     /* indirect tables that cross regions */
 	struct vhu_ifl_queue *ifl;     /* inflight tracking, or NULL */
 	uint32_t gen;                  /* vhu_vq_generation() */
+	/* Draining: set by a burst that ends with every request pushed. */
+	_Atomic bool drained;
 	_Atomic int kick_fd;
 	_Atomic int call_fd;
 	_Atomic int err_fd;
@@ -86,6 +89,7 @@ struct vhu_vq {
 	bool kick_polling; /* SET_VRING_KICK with the no-fd bit */
 	int8_t remap;      /* vhu_vq_mem_change(): 1 moves, -1 breaks */
 	bool ring_unlogged; /* written at start with LOG_ALL on and no log */
+	bool draining;      /* vhu_vq_drain() waiting */
 	struct vhu_vring_addr addr;
 } __attribute__((aligned(64)));
 
@@ -114,6 +118,7 @@ struct vhu_dev {
 	bool queue_pairs;
 	uint32_t max_qsize;
 	uint32_t max_mem_slots;
+	uint32_t stop_drain_ms;
 	struct vhu_vq *vqs;
 	bool ready;
 
@@ -195,6 +200,7 @@ void vhu_msg_dispatch(struct vhu_dev *dev, struct vhu_rx *rx);
 void vhu_vq_init(struct vhu_dev *dev, struct vhu_vq *vq, uint16_t index);
 int vhu_vq_start(struct vhu_vq *vq);
 void vhu_vq_stop(struct vhu_vq *vq);
+void vhu_vq_drain(struct vhu_vq *vq);
 void vhu_vq_reset(struct vhu_vq *vq);
 int vhu_vq_set_enable(struct vhu_vq *vq, bool enable);
 void vhu_vq_set_kick_fd(struct vhu_vq *vq, int fd, bool polling);

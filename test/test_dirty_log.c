@@ -81,14 +81,6 @@ static bool slow(void)
 	return tu_under_valgrind() || UNDER_TSAN;
 }
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* ---- bitmaps: bit p & 7 of byte p >> 3 is guest page p ------------- */
 
 static bool bit(const uint8_t *bm, uint64_t page)
@@ -1309,9 +1301,9 @@ START_TEST(log_replaced_under_traffic)
 	w = worker_start(vhu_dev_vq(t->e.dev, 1));
 	next_replace = every;
 	next_toggle = toggle;
-	deadline = now_ms() + (vg ? 60000 : UNDER_TSAN ? 4000 : 2000);
+	deadline = (uint64_t)tu_now_ms() + (vg ? 60000 : UNDER_TSAN ? 4000 : 2000);
 
-	while (t->posted < max && now_ms() < deadline) {
+	while (t->posted < max && (uint64_t)tu_now_ms() < deadline) {
 		bool idle = replace_reap(t) == 0;
 
 		while (t->r->num_free && t->nfree && t->posted < max) {
@@ -1355,7 +1347,7 @@ START_TEST(log_replaced_under_traffic)
 	}
 	/* everything made available gets used; then the data plane stops
 	 * (its last marks happen before the join) */
-	for (uint64_t end = now_ms() + TMO; t->reaped < t->posted && now_ms() < end;)
+	for (uint64_t end = (uint64_t)tu_now_ms() + TMO; t->reaped < t->posted && (uint64_t)tu_now_ms() < end;)
 		if (replace_reap(t) == 0)
 			usleep(100);
 	ck_assert_int_eq(worker_stop(w), 0);
@@ -1406,12 +1398,12 @@ START_TEST(final_round_under_traffic)
 	w = worker_start(vhu_dev_vq(e.dev, 1));
 	for (unsigned round = 0; round < rounds; round++) {
 		unsigned nseen = 0;
-		uint64_t end = now_ms() + TMO;
+		uint64_t end = (uint64_t)tu_now_ms() + TMO;
 		uint32_t base;
 		uint16_t id;
 		uint32_t len;
 
-		while (nseen < per_round && now_ms() < end) {
+		while (nseen < per_round && (uint64_t)tu_now_ms() < end) {
 			while (vhu_fe_ring_get_used(r, &id, &len, NULL) == 1) {
 				FAST_EQ(len, PAGE);
 				FAST(nseen < 2048);
@@ -1491,9 +1483,9 @@ START_TEST(queues_share_log_bytes)
 	w[1] = worker_start(vhu_dev_vq(e.dev, 1));
 	for (unsigned round = 0; round < rounds; round++) {
 		unsigned next[2] = { 0, 1 }, back = 0;
-		uint64_t end = now_ms() + 10 * TMO;
+		uint64_t end = (uint64_t)tu_now_ms() + 10 * TMO;
 
-		while (back < npool && now_ms() < end) {
+		while (back < npool && (uint64_t)tu_now_ms() < end) {
 			bool idle = true;
 
 			for (int q = 0; q < 2; q++) {
@@ -1809,8 +1801,8 @@ START_TEST(disconnect_mid_migration)
 	r = ring(&e, 1);
 	pool = pages(&e, 64);
 	w = worker_start(vhu_dev_vq(e.dev, 1));
-	end = now_ms() + TMO;
-	while (atomic_load(&w->served) < 500 && now_ms() < end) {
+	end = (uint64_t)tu_now_ms() + TMO;
+	while (atomic_load(&w->served) < 500 && (uint64_t)tu_now_ms() < end) {
 		while (vhu_fe_ring_get_used(r, NULL, NULL, NULL) == 1)
 			;
 		while (r->num_free) {
@@ -1962,8 +1954,8 @@ START_TEST(log_all_toggled_under_traffic)
 	pool = pages(&e, 128);
 	mark(x.must, pool, 128 * PAGE);
 	w = worker_start(vhu_dev_vq(e.dev, 1));
-	end = now_ms() + 10 * TMO;
-	for (t = 0; t < n || ((reaped < 256 || (t & 1)) && now_ms() < end); t++) {
+	end = (uint64_t)tu_now_ms() + 10 * TMO;
+	for (t = 0; t < n || ((reaped < 256 || (t & 1)) && (uint64_t)tu_now_ms() < end); t++) {
 		while (vhu_fe_ring_get_used(r, NULL, NULL, NULL) == 1)
 			reaped++;
 		while (r->num_free) {
@@ -1977,7 +1969,7 @@ START_TEST(log_all_toggled_under_traffic)
 	}
 	ck_assert_msg(reaped >= 256, "%u requests used over %u LOG_ALL switches",
 		      reaped, t);
-	for (end = now_ms() + TMO; reaped < posted && now_ms() < end;) {
+	for (end = (uint64_t)tu_now_ms() + TMO; reaped < posted && (uint64_t)tu_now_ms() < end;) {
 		if (vhu_fe_ring_get_used(r, NULL, NULL, NULL) == 1)
 			reaped++;
 		else

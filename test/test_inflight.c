@@ -19,6 +19,7 @@
 #define _GNU_SOURCE
 #include <check.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -353,6 +354,166 @@ START_TEST(untracked_as_before)
 }
 END_TEST
 
+/* GET_VRING_BASE from a thread of its own: the test thread is the data
+ * plane the drain waits for. */
+struct stopper {
+	struct env *e;
+	uint32_t base;
+	int rc;
+	atomic_bool done;
+};
+
+static void *stop_q0(void *arg)
+{
+	struct stopper *s = arg;
+
+	s->rc = vhu_fe_get_vring_base(s->e->fe, 0, &s->base);
+	atomic_store(&s->done, true);
+	return NULL;
+}
+
+/* A burst that sees DRAINING (polls up to TMO); the burst stays open. */
+static unsigned begin_draining(struct vhu_vq *vq)
+{
+	for (int t = 0; t < TMO; t++) {
+		unsigned st = vhu_vq_begin(vq);
+
+		if (st & VHU_VQ_DRAINING)
+			return st;
+		vhu_vq_end(vq);
+		usleep(1000);
+	}
+	ck_abort_msg("the queue never reported VHU_VQ_DRAINING");
+	return 0;
+}
+
+static void push_in_burst(struct vhu_vq *vq, const struct vhu_req *req)
+{
+	uint32_t w = 16;
+
+	ck_assert(begin_draining(vq) & VHU_VQ_RUNNING);
+	ck_assert_int_eq(vhu_vq_push(vq, req, &w, 1), 0);
+	vhu_vq_end(vq);
+}
+
+/*
+ * vhu_dev_opts.stop_drain_ms: GET_VRING_BASE while the application holds
+ * three requests and the driver has made a fifth available.  The reply
+ * waits; meanwhile the data plane sees DRAINING, pops nothing new and
+ * pushes what it holds.  The reply comes after the last push, with the
+ * base right after the four taken, and the ring set up again at it gives
+ * the fifth and nothing twice (tracked or not: _i bit 1).
+ */
+START_TEST(drain_before_stop)
+{
+	struct env_opts eo = { .packed = _i & 1, .qsize = 16, .inflight = _i & 2,
+			       .stop_drain_ms = 10000 };
+	struct vhu_req reqs[HELD], again[HELD];
+	struct vhu_seg segs[2 * HELD], segs2[2 * HELD];
+	struct stopper s = { 0 };
+	struct vhu_fe_ring *r;
+	struct vhu_vq *vq;
+	pthread_t th;
+	uint32_t gen, w = 16;
+	void *tok;
+	struct env e;
+
+	env_up(&e, &eo);
+	vq = vhu_dev_vq(e.dev, 0);
+	r = ring(&e, 0);
+	hold_some(&e, reqs, segs, &gen);
+	struct vhu_fe_buf b[2] = { { galloc(&e, 16), 16 }, { galloc(&e, 16), 16 } };
+
+	vhu_fe_st64(vhu_fe_gpa_to_ptr(e.fe, b[0].gpa, 8), 5);
+	ck_assert_int_ge(vhu_fe_ring_add(r, b, 1, 1, (void *)(uintptr_t)5), 0);
+	vhu_fe_ring_publish(r);
+	tu_log_clear();
+	s.e = &e;
+	ck_assert_int_eq(pthread_create(&th, NULL, stop_q0, &s), 0);
+	ck_assert(begin_draining(vq) & VHU_VQ_RUNNING);
+	ck_assert_int_eq(vhu_vq_pop(vq, again, HELD, segs2, 2 * HELD), 0);
+	vhu_vq_end(vq);
+	usleep(100 * 1000);
+	ck_assert_msg(!atomic_load(&s.done), "GET_VRING_BASE answered with 3 requests held");
+	push_in_burst(vq, &reqs[1]);
+	push_in_burst(vq, &reqs[0]);
+	usleep(50 * 1000);
+	ck_assert_msg(!atomic_load(&s.done), "GET_VRING_BASE answered with 1 request held");
+	push_in_burst(vq, &reqs[3]);
+	ck_assert_int_eq(pthread_join(th, NULL), 0);
+	ck_assert_int_eq(s.rc, 0);
+	ck_assert(tu_log_contains("came back before the ring stopped"));
+	/* the used position at the avail one: four requests of 2 descriptors */
+	if (eo.packed)
+		ck_assert_uint_eq(s.base, 8 | 8u << 16 | 1u << 15 | 1u << 31);
+	else
+		ck_assert_uint_eq(s.base, 4);
+	for (uint64_t t = 2; t <= 4; t += t == 2 ? -1 : 3) { /* 2, 1, 4 */
+		ck_assert_int_eq(vhu_fe_ring_get_used(r, NULL, NULL, &tok), 1);
+		ck_assert_ptr_eq(tok, (void *)(uintptr_t)t);
+	}
+	ck_assert_int_eq(vhu_fe_ring_get_used(r, NULL, NULL, &tok), 0);
+
+	restart_q0(&e, s.base);
+	ck_assert(!tu_log_contains("were in flight"));
+	ck_assert(vhu_vq_begin(vq) & VHU_VQ_RUNNING);
+	ck_assert_int_eq(vhu_vq_pop(vq, again, HELD, segs2, 2 * HELD), 1);
+	ck_assert_uint_eq(token_of(&again[0]), 5);
+	ck_assert_int_eq(vhu_vq_push(vq, &again[0], &w, 1), 0);
+	vhu_vq_end(vq);
+	ck_assert_int_eq(vhu_fe_ring_get_used(r, NULL, NULL, &tok), 1);
+	ck_assert_ptr_eq(tok, (void *)(uintptr_t)5);
+	round_trip(&e, 0, false, 0x41);
+	round_trip(&e, 1, true, 0x42);
+	/* nothing held: the next stop answers at once */
+	tu_log_clear();
+	ck_assert_int_eq(vhu_fe_get_vring_base(e.fe, 0, &s.base), 0);
+	ck_assert(!tu_log_contains("came back"));
+	env_down(&e);
+}
+END_TEST
+
+/*
+ * The drain gives up after stop_drain_ms: the ring stops with the requests
+ * still held, the front-end gets the base after them, and with tracking
+ * the next start hands them out again.
+ */
+START_TEST(drain_times_out)
+{
+	struct env_opts eo = { .packed = _i & 1, .qsize = 16, .inflight = _i & 2,
+			       .stop_drain_ms = 300 };
+	struct vhu_req reqs[HELD], again[HELD];
+	struct vhu_seg segs[2 * HELD], segs2[2 * HELD];
+	struct vhu_vq *vq;
+	uint32_t gen, base;
+	int64_t t0, waited;
+	struct env e;
+
+	env_up(&e, &eo);
+	vq = vhu_dev_vq(e.dev, 0);
+	hold_some(&e, reqs, segs, &gen);
+	tu_log_clear();
+	t0 = tu_now_ms();
+	ck_assert_int_eq(vhu_fe_get_vring_base(e.fe, 0, &base), 0);
+	waited = tu_now_ms() - t0;
+	ck_assert_int_ge(waited, 290);
+	ck_assert_int_lt(waited, 300 + TMO);
+	ck_assert(tu_log_contains("requests still held after 300 ms"));
+	if (!eo.packed)
+		ck_assert_uint_eq(base, 4);
+	restart_q0(&e, base);
+	if (eo.inflight) {
+		ck_assert(tu_log_contains("3 requests were in flight; handed out again first"));
+		ck_assert(vhu_vq_begin(vq) & VHU_VQ_RUNNING);
+		ck_assert_int_eq(vhu_vq_pop(vq, again, HELD, segs2, 2 * HELD), 3);
+		ck_assert_uint_eq(token_of(&again[0]), 1);
+		vhu_vq_end(vq);
+	}
+	round_trip(&e, 1, false, 0x43);
+	env_down(&e);
+}
+END_TEST
+
 static Suite *inflight_suite(void)
 {
 	Suite *s = suite_create("inflight");
@@ -367,6 +528,8 @@ static Suite *inflight_suite(void)
 	tcase_add_loop_test(p, clean_stop_hands_out_again, 0, 2);
 	tcase_add_loop_test(p, push_all_or_nothing, 0, 2);
 	tcase_add_loop_test(p, untracked_as_before, 0, 6);
+	tcase_add_loop_test(p, drain_before_stop, 0, 4);
+	tcase_add_loop_test(p, drain_times_out, 0, 4);
 	suite_add_tcase(s, p);
 	return s;
 }

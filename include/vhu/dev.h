@@ -157,6 +157,19 @@ struct vhu_dev_opts {
 	 * this; docs/blk.md says what is replayed.
 	 */
 	bool inflight;
+	/*
+	 * GET_VRING_BASE (the front-end stopping a ring: the VM stopped or
+	 * migrating, the device reset) waits up to this long, ms, for the
+	 * requests the application holds to come back through vhu_vq_push()
+	 * before the ring stops and the reply goes: the front-end takes the
+	 * base it gets as "every request before it done", and a migration
+	 * moves no request in flight.  Meanwhile vhu_vq_begin() reports
+	 * VHU_VQ_DRAINING and vhu_vq_pop() hands out no new request.  The
+	 * control thread blocks while it waits, so the data plane must run on
+	 * other threads.  0: the ring stops at once, and requests held then are
+	 * the application's to drop (vhu_vq_generation()).
+	 */
+	uint32_t stop_drain_ms;
 };
 
 /** vhu_dev_new() - create a device.  NULL with errno set on failure. */

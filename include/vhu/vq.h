@@ -80,6 +80,8 @@ VHU_API struct vhu_vq *vhu_dev_vq(struct vhu_dev *dev, uint16_t index);
 #define VHU_VQ_RUNNING 0x1u /* started: the ring may be processed */
 #define VHU_VQ_ENABLED 0x2u /* enabled: side effects allowed (e.g. net RX) */
 #define VHU_VQ_BROKEN 0x4u  /* the ring is unusable until set up again */
+/* stopping: push the requests held, no new ones come (stop_drain_ms) */
+#define VHU_VQ_DRAINING 0x8u
 
 /** vhu_vq_begin() - start a burst; returns VHU_VQ_* bits.  Always pair
  *  with vhu_vq_end(), whatever it returned. */

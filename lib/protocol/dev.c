@@ -108,6 +108,7 @@ struct vhu_dev *vhu_dev_new(const struct vhu_dev_opts *uopts)
 	dev->min_ready = o.min_ready_queues ? o.min_ready_queues : 1;
 	dev->max_qsize = o.max_queue_size ? o.max_queue_size : VHU_MAX_QUEUE_SIZE;
 	dev->max_mem_slots = o.max_mem_slots ? o.max_mem_slots : VHU_MAX_MEM_SLOTS;
+	dev->stop_drain_ms = o.stop_drain_ms;
 	dev->reconnect_min_ms = o.reconnect_min_ms ? o.reconnect_min_ms : 100;
 	dev->reconnect_max_ms = o.reconnect_max_ms ? o.reconnect_max_ms : 5000;
 	if (dev->reconnect_max_ms < dev->reconnect_min_ms)

@@ -218,6 +218,7 @@ int vhu_h_get_vring_base(struct vhu_dev *dev, struct vhu_rx *rx,
 {
 	struct vhu_vq *vq = msg_vq(dev, rx);
 
+	vhu_vq_drain(vq);
 	vhu_vq_stop(vq);
 	reply->u.state.index = vq->index;
 	reply->u.state.num = vhu_vq_get_base(vq);

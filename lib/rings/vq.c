@@ -75,11 +75,19 @@ unsigned vhu_vq_begin(struct vhu_vq *vq)
 		r |= VHU_VQ_ENABLED;
 	if (s & VHU_DP_BROKEN)
 		r |= VHU_VQ_BROKEN;
+	if (s & VHU_DP_DRAINING)
+		r |= VHU_VQ_DRAINING;
 	return r;
 }
 
 void vhu_vq_end(struct vhu_vq *vq)
 {
+	if (unlikely(vq->burst_state & VHU_DP_DRAINING) &&
+	    vq->used_idx == vq->last_avail_idx &&
+	    (!vq->packed || vq->used_wrap == vq->avail_wrap))
+		/* Release, barrier [vq-drain]: pairs with the acquire load in
+		 * vhu_vq_drain(); the pushes of this burst come first. */
+		atomic_store_explicit(&vq->drained, true, memory_order_release);
 	vq->mt = NULL;
 	vq->burst_state = 0;
 	vq->burst_log = NULL;
@@ -195,6 +203,14 @@ int vhu_vq_pop(struct vhu_vq *vq, struct vhu_req *reqs, unsigned max,
 		return s & VHU_DP_BROKEN ? -EIO : 0;
 	if (max == 0)
 		return 0;
+	if (unlikely(s & VHU_DP_DRAINING)) {
+		/* nothing new; a request a crashed back-end left is one the
+		 * drain waits for */
+		n = vq->ifl ? vhu_inflight_pop_resubmit(vq, reqs, max, segs, nsegs) : 0;
+		if (n > 0)
+			STAT_ADD(vq, st_popped, (uint64_t)n);
+		return n;
+	}
 	if (unlikely(vq->ifl))
 		return pop_tracked(vq, reqs, max, segs, nsegs);
 	n = vq->packed ? vhu_vq_pop_packed(vq, reqs, max, segs, nsegs)

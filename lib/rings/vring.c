@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 void vhu_vq_init(struct vhu_dev *dev, struct vhu_vq *vq, uint16_t index)
@@ -51,6 +52,8 @@ static void vq_publish(struct vhu_vq *vq, bool clear_broken)
 			s |= VHU_DP_ENABLED;
 		if (vq->broken)
 			s |= VHU_DP_BROKEN;
+		if (vq->draining && (s & VHU_DP_RUNNING))
+			s |= VHU_DP_DRAINING;
 		/* Release pairs with the acquire load of dp_state in
 		 * vhu_vq_begin(): ring pointers and indexes written before are
 		 * seen by the burst that sees RUNNING. */
@@ -347,6 +350,67 @@ void vhu_vq_mem_change(struct vhu_vq *vq, const struct vhu_memtable *t,
 		vq_wake(vq);
 	}
 	vq->remap = 0;
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* Every request taken from the ring given back?  (Data-plane fields: the
+ * queue is paused.) */
+static bool vq_caught_up(const struct vhu_vq *vq)
+{
+	return vq->used_idx == vq->last_avail_idx &&
+	       (!vq->packed || vq->used_wrap == vq->avail_wrap);
+}
+
+/*
+ * Before GET_VRING_BASE stops the ring (vhu_dev_opts.stop_drain_ms): the
+ * data plane runs on with DRAINING, pushing what the application holds
+ * and popping nothing new, until a burst ends with the used position at
+ * the avail one (vhu_vq_end() sets vq->drained) or the time is up.
+ */
+void vhu_vq_drain(struct vhu_vq *vq)
+{
+	uint32_t ms = vq->dev->stop_drain_ms;
+	int64_t t0, waited;
+
+	if (!ms || !vq->started || vq->broken || vq->dev->log_held)
+		return;
+	vq_pause(vq); /* the indexes are ours to read */
+	if ((atomic_load_explicit(&vq->dp_state, memory_order_relaxed) & VHU_DP_BROKEN) ||
+	    vq_caught_up(vq)) {
+		vq_publish_state(vq);
+		return;
+	}
+	atomic_store_explicit(&vq->drained, false, memory_order_relaxed);
+	vq->draining = true;
+	vq_publish_state(vq);
+	vq_wake(vq); /* a burst to see DRAINING even with nothing to push */
+	t0 = now_ms();
+	/* Acquire, barrier [vq-drain]: pairs with the release store in
+	 * vhu_vq_end(); the pushes of the burst that drained are done before
+	 * the ring stops. */
+	while (!atomic_load_explicit(&vq->drained, memory_order_acquire) &&
+	       !(atomic_load_explicit(&vq->dp_state, memory_order_relaxed) & VHU_DP_BROKEN) &&
+	       now_ms() - t0 < ms) {
+		struct timespec tick = { 0, 1000000 };
+
+		nanosleep(&tick, NULL);
+	}
+	waited = now_ms() - t0;
+	vq->draining = false;
+	if (atomic_load_explicit(&vq->drained, memory_order_acquire))
+		vhu_info(&vq->dev->lg, "queue %u: requests held by the application "
+			 "came back before the ring stopped (%lld ms)", vq->index,
+			 (long long)waited);
+	else if (!(atomic_load_explicit(&vq->dp_state, memory_order_relaxed) & VHU_DP_BROKEN))
+		vhu_warn(&vq->dev->lg, "queue %u: requests still held after %u ms; "
+			 "the ring stops without them", vq->index, ms);
 }
 
 void vhu_vq_stop(struct vhu_vq *vq)

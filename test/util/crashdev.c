@@ -67,14 +67,6 @@ static void die_here(void *arg)
 	_exit(VHU_CRASH_EXIT);
 }
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void report(struct child *c, uint32_t type, uint32_t arg, uint64_t token)
 {
 	struct rec r = { type, arg, token };
@@ -115,7 +107,7 @@ static void cl_timer(void *ctx, struct vhu_dev *dev, int64_t ms)
 	struct child *c = ctx;
 
 	(void)dev;
-	c->deadline = ms < 0 ? -1 : now_ms() + ms;
+	c->deadline = ms < 0 ? -1 : tu_now_ms() + ms;
 }
 
 static void cl_log(void *opaque, enum vhu_log_level level, const char *dev,
@@ -234,10 +226,10 @@ static void child_loop(struct child *c, int cmd)
 		for (int i = 0; i < ns; i++)
 			p[1 + i] = (struct pollfd){ .fd = snap[i], .events = POLLIN };
 		if (c->deadline >= 0)
-			tmo = (int)(c->deadline > now_ms() ? c->deadline - now_ms() : 0);
+			tmo = (int)(c->deadline > tu_now_ms() ? c->deadline - tu_now_ms() : 0);
 		if (poll(p, (nfds_t)(1 + ns), tmo) < 0 && errno != EINTR)
 			_exit(93);
-		if (c->deadline >= 0 && now_ms() >= c->deadline) {
+		if (c->deadline >= 0 && tu_now_ms() >= c->deadline) {
 			c->deadline = -1;
 			vhu_dev_on_timer(c->dev);
 		}

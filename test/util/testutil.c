@@ -55,6 +55,14 @@ int tu_count_maps(const char *needle)
 	return n;
 }
 
+int64_t tu_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 int tu_under_valgrind(void)
 {
 	const char *p = getenv("LD_PRELOAD");

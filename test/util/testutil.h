@@ -4,6 +4,7 @@
 #define VHU_TESTUTIL_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <vhu/vhu.h>
 
@@ -33,6 +34,8 @@ long tu_rss_pages(void);
 int tu_count_maps(const char *needle);
 /* Running under valgrind (RSS figures are valgrind's, not ours). */
 int tu_under_valgrind(void);
+/* CLOCK_MONOTONIC in milliseconds. */
+int64_t tu_now_ms(void);
 /* RSS growth bound in pages for "memory stays flat" checks: @pages, or no
  * bound under valgrind, whose own bookkeeping grows RSS. */
 long tu_rss_bound(long pages);

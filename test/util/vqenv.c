@@ -64,7 +64,7 @@ void env_up(struct env *e, const struct env_opts *o)
 		.queue_pairs = true, .device_features = o->device_features,
 		.min_ready_queues = 2, .log = tu_log, .log_level = VHU_LOG_INFO,
 		.ops = &env_ops, .opaque = e, .guard = o->guard,
-		.inflight = o->inflight,
+		.inflight = o->inflight, .stop_drain_ms = o->stop_drain_ms,
 	};
 	struct vhu_fe_handshake_opts h = {
 		.sz = sizeof(h), .num_queues = o->num_queues ? o->num_queues : 2,

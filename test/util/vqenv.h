@@ -49,6 +49,7 @@ struct env_opts {
 	struct vhu_guard *guard; /* SIGBUS guard for the device, or NULL */
 	bool inflight;          /* the device tracks (vhu_dev_opts.inflight),
 				 * the front-end hands it a region (INFLIGHT_SHMFD) */
+	uint32_t stop_drain_ms; /* vhu_dev_opts.stop_drain_ms */
 };
 
 /* Set up: device, front-end, handshake, device ready, error fds. */
