@@ -230,7 +230,8 @@ bool blk_queue_run(struct blk_queue *q, bool accept)
 	q->sleep_ms = -1;
 	if (st & VHU_VQ_RUNNING) {
 		uint32_t gen = vhu_vq_generation(q->vq);
-		bool take = accept && (st & VHU_VQ_ENABLED);
+		/* draining: the front-end is stopping the ring; only push */
+		bool take = accept && (st & VHU_VQ_ENABLED) && !(st & VHU_VQ_DRAINING);
 
 		if (q->kick_fd >= 0)
 			vhu_vq_kick_clear(q->vq);
