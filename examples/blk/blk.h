@@ -65,6 +65,7 @@ struct blk_opts {
 	unsigned queues;
 	unsigned queue_size;  /* largest ring accepted; requests in flight per queue */
 	unsigned stats_s;     /* stats line period, 0: only on SIGUSR1 and at exit */
+	unsigned drain_ms;    /* vhu_dev_opts.stop_drain_ms (default 5000) */
 	bool read_only;
 	bool client;
 	bool no_packed;

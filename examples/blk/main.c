@@ -259,6 +259,9 @@ int main(int argc, char **argv)
 		.log = vhu_log,
 		.log_level = opts.verbose ? VHU_LOG_INFO : VHU_LOG_WARN,
 		.inflight = true,
+		/* a ring stops (VM stop, migration) once the requests in
+		 * flight are answered: a migration moves none */
+		.stop_drain_ms = opts.drain_ms,
 	};
 	if (example_dev_new(&x, loop, &d, "vhu-blk"))
 		goto out_image;

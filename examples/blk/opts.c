@@ -13,7 +13,8 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: vhu-blk --socket PATH --file IMAGE [--queues N] [--read-only]\n"
 		"               [--client] [--queue-size N] [--serial ID] [--no-packed]\n"
-		"               [--no-uring] [--stats SECONDS] [--verbose] [--help]\n"
+		"               [--no-uring] [--stats SECONDS] [--drain-ms MS] [--verbose]\n"
+		"               [--help]\n"
 		"Serves IMAGE (a raw image file or a block device) as a vhost-user-blk\n"
 		"device on the Unix socket PATH (for QEMU: -device vhost-user-blk-pci).\n"
 		"  --socket PATH     listen on PATH; with --client, connect to a front-end\n"
@@ -30,6 +31,10 @@ static void usage(FILE *f)
 		"  --no-uring        synchronous I/O instead of io_uring\n"
 		"  --stats N         a counters line every N seconds (also on SIGUSR1\n"
 		"                    and at exit)\n"
+		"  --drain-ms MS     when the front-end stops a ring (VM stop, migration),\n"
+		"                    wait up to MS ms, 0..60000 (default 5000), for the\n"
+		"                    requests in flight to be answered first; 0: the\n"
+		"                    ring stops at once, without them\n"
 		"  --verbose         log every refused request and vhu's info lines\n"
 		"  --hold N:MS       for crash tests: hold every Nth completion MS ms\n"
 		"                    before answering it (out-of-order completions)\n",
@@ -76,6 +81,7 @@ int blk_parse_opts(int argc, char **argv, struct blk_opts *o)
 		{ "no-uring", no_argument, NULL, 'U' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "hold", required_argument, NULL, 'H' },
+		{ "drain-ms", required_argument, NULL, 'D' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -84,7 +90,8 @@ int blk_parse_opts(int argc, char **argv, struct blk_opts *o)
 	memset(o, 0, sizeof(*o));
 	o->queues = 1;
 	o->queue_size = 1024;
-	while ((c = getopt_long(argc, argv, "s:f:q:Q:S:t:rcPUvH:h", lo, NULL)) != -1) {
+	o->drain_ms = 5000;
+	while ((c = getopt_long(argc, argv, "s:f:q:Q:S:t:rcPUvH:D:h", lo, NULL)) != -1) {
 		switch (c) {
 		case 's': o->socket = optarg; break;
 		case 'f': o->file = optarg; break;
@@ -123,6 +130,12 @@ int blk_parse_opts(int argc, char **argv, struct blk_opts *o)
 			if (!parse_hold(optarg, o)) {
 				fprintf(stderr, "vhu-blk: --hold takes N:MS (every Nth "
 					"completion, 1..1000000, held 1..60000 ms)\n");
+				return 2;
+			}
+			break;
+		case 'D':
+			if (!parse_uint(optarg, 0, 60000, &o->drain_ms)) {
+				fprintf(stderr, "vhu-blk: --drain-ms takes 0..60000\n");
 				return 2;
 			}
 			break;

@@ -54,6 +54,30 @@
 #   client  the other socket direction, packed: QEMU listens (server=on),
 #           vhu-blk --client connects and, restarted, connects again (vhu
 #           only: qemu-storage-daemon cannot connect)
+#   migrate live migration instead of restarts (vhu only), split ring:
+#           vhu-blk 1 on sock-a serves QEMU 1; QEMU 2, the same command
+#           line on sock-b with -incoming, is served by vhu-blk 2 on the
+#           same image file; every QEMU has a QMP socket (qmp.sh).  Once
+#           the guest's I/O runs, at a moment its last sample shows
+#           requests in flight, QEMU 1 -> 2 (VHU_BLK_MIGRATE_MIBPS, 128;
+#           downtime-limit 300 ms), then 2 -> 3, a third QEMU on sock-a
+#           (vhu-blk 1 still running): VHU_BLK_MIGRATIONS (2), 2-4 s after
+#           the guest's I/O resumed, and more (4 at most) while no drain
+#           had anything to wait for.  QEMU 7.2 migrates no inflight
+#           region: on GET_VRING_BASE the source vhu-blk answers the
+#           requests it holds first (--drain-ms, vhu_dev_opts.stop_drain_ms).
+#           Each migration must complete; its source ends in postmigrate
+#           and quits with status 0, saw the device stop and logged no
+#           "requests still held"; the destination runs, its vhu-blk got
+#           the device and the guest's I/O resumes on it (as after a
+#           restart).  At least one source vhu-blk must have logged "came
+#           back before the ring stopped" (--hold makes that the rule).
+#           Printed: each migration's figures (query-migrate), the drains
+#           and their times.  VHU_BLK_DRAIN_MS passes --drain-ms to every
+#           vhu-blk (unset: its default); with 0 the requests held at the
+#           stop are lost and the case fails.  VHU_BLK_MEMCHECK=1 starts
+#           each destination with -S and compares all guest memory of both
+#           sides after the migration (pmemsave), then continues.
 # Every case checks: every round's read-back matches, and so does the image
 # file afterwards (each slot holds its stream's last data file; the control
 # region holds the stop mark, the guard region after it is untouched);
@@ -73,9 +97,11 @@ set -uo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=test/interop/common.sh
 . "$here/common.sh"
+# shellcheck source=test/interop/qmp.sh
+. "$here/qmp.sh"
 
 usage() {
-	echo "usage: $0 [--backend vhu|qsd] BUILD_DIR [CASE...]   (cases: split packed mq client)" >&2
+	echo "usage: $0 [--backend vhu|qsd] BUILD_DIR [CASE...]   (cases: split packed mq client migrate)" >&2
 	exit 2
 }
 backend=vhu
@@ -93,11 +119,12 @@ done
 build=$(cd "${args[0]}" && pwd) || usage
 cases=${args[*]:1}
 if [[ $backend == vhu ]]; then
-	cases=${cases:-${VHU_BLK_CASES:-split packed mq client}}
+	cases=${cases:-${VHU_BLK_CASES:-split packed mq client migrate}}
 else
 	cases=${cases:-${VHU_BLK_CASES:-split packed mq}}
 fi
 client=0
+mig=0
 
 qsd=${QSD:-qemu-storage-daemon}
 chunk_max=${VHU_BLK_CHUNK_MIB:-32}         # one slot, one data file: at most this,
@@ -115,6 +142,16 @@ io_max_s=${VHU_BLK_IO_MAX_S:-150}          # the guest stops by itself after thi
 end_timeout=${VHU_END_TIMEOUT:-60}         # stop mark -> the guest's "io end"
 case_timeout=${VHU_CASE_TIMEOUT:-300}      # QEMU's lifetime
 resume_sectors=4096                        # 2 MiB more done: I/O resumed
+# vhu-blk --drain-ms (unset: vhu-blk's default; 0: rings stop at once)
+drain_ms=${VHU_BLK_DRAIN_MS:-}
+# migrate: the migrations (1: A -> B; 2: and back to A), at most mig_max
+# while no drain had anything to wait for; bandwidth, downtime-limit
+migrations=${VHU_BLK_MIGRATIONS:-2}
+mig_max=4
+mig_mibps=${VHU_BLK_MIGRATE_MIBPS:-128}
+mig_timeout=${VHU_MIGRATE_TIMEOUT:-120}
+downtime_ms=300
+memcheck=${VHU_BLK_MEMCHECK:-0}            # 1: compare guest memory after each migration
 
 fail_early() {
 	echo "qemu-blk: $*" >&2
@@ -134,6 +171,9 @@ if [[ $backend == vhu ]]; then
 	[[ -n $vhublk && -x $vhublk ]] || fail_early "vhu-blk not built in $build (examples/blk/vhu-blk)"
 else
 	command -v "$qsd" >/dev/null || fail_early "$qsd not found (apt-get install qemu-system-x86)"
+fi
+if [[ " $cases " == *" migrate "* ]]; then
+	command -v socat >/dev/null || apt_install socat || fail_early "socat not found (apt-get install socat)"
 fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/vhu-qemu-blk.XXXXXX")
@@ -163,8 +203,10 @@ since() {
 	awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'
 }
 
+# console: the guest's console, from every QEMU it ran on (console-N.log:
+# a migration's destination continues the source's output).
 console() {
-	tr -d '\r' <"$dir/console-1.log" 2>/dev/null
+	cat "$dir"/console-[0-9].log 2>/dev/null | tr -d '\r'
 }
 
 console_has() {
@@ -192,41 +234,44 @@ samples() {
 	console | grep -c '^VHU-T: stat '
 }
 
-# listening PID: PID holds a listening socket bound to $dir/sock (from
+# listening PID SOCK: PID holds a listening socket bound to SOCK (from
 # /proc/net/unix: a killed instance's socket file stays until the next
 # instance replaces it, and the new file may get the old one's inode).
 listening() {
 	local ino
 	while read -r ino; do
 		find "/proc/$1/fd" -lname "socket:\[$ino\]" 2>/dev/null | grep -q . && return 0
-	done < <(awk -v p="$dir/sock" '$NF == p && $4 == "00010000" { print $7 }' /proc/net/unix)
+	done < <(awk -v p="$2" '$NF == p && $4 == "00010000" { print $7 }' /proc/net/unix)
 	return 1
 }
 
 # --- the back-end ------------------------------------------------------------------
 
-# be_start K: back-end instance K on the socket (output be-K.out/.err); pid
-# in $bepid.  Ready once it listens on the socket.
+# be_start K [SOCK]: back-end instance K on SOCK (default $dir/sock;
+# output be-K.out/.err); pid in $bepid and bepids[K].  Ready once it
+# listens on the socket.
 be_start() {
-	local k=$1 end
+	local k=$1 sock=${2:-$dir/sock} end
 	if [[ $backend == qsd ]]; then
 		spawn "$dir/be-$k.out" "$dir/be-$k.err" "$qsd" \
 			--blockdev "driver=file,node-name=file0,filename=$dir/disk.img,cache.direct=on" \
-			--export "type=vhost-user-blk,id=exp0,node-name=file0,addr.type=unix,addr.path=$dir/sock,writable=on,num-queues=$nq"
+			--export "type=vhost-user-blk,id=exp0,node-name=file0,addr.type=unix,addr.path=$sock,writable=on,num-queues=$nq"
 	else
 		local extra=()
 		[[ -n $hold ]] && extra+=(--hold "$hold")
+		[[ -n $drain_ms ]] && extra+=(--drain-ms "$drain_ms")
 		((client)) && extra+=(--client)
 		spawn "$dir/be-$k.out" "$dir/be-$k.err" "$vhublk" \
-			--socket "$dir/sock" --file "$dir/disk.img" --queues "$nq" --verbose \
+			--socket "$sock" --file "$dir/disk.img" --queues "$nq" --verbose \
 			"${extra[@]}"
 	fi
 	bepid=$VHU_LAST_PID
+	bepids[k]=$bepid
 	end=$((SECONDS + 15))
 	while ((SECONDS < end)); do
 		# a client connects (and reconnects) by itself: it only has to
 		# be up; the guest's I/O resuming is the real check
-		if { ((client)) && sleep 0.2 && alive "$bepid"; } || listening "$bepid"; then
+		if { ((client)) && sleep 0.2 && alive "$bepid"; } || listening "$bepid" "$sock"; then
 			return 0
 		fi
 		if ! alive "$bepid"; then
@@ -239,13 +284,16 @@ be_start() {
 	return 1
 }
 
-# be_term K: SIGTERM instance K ($bepid); it must exit 0.
+# be_term K: SIGTERM instance K (bepids[K]); it must exit 0.
 be_term() {
 	local k=$1 rc=0
-	stop_pid "$bepid" TERM 15 || rc=$?
+	stop_pid "${bepids[k]}" TERM 15 || rc=$?
 	((rc == 0)) || case_error "back-end $k exited with status $rc on SIGTERM"
-	bepid=
+	[[ ${bepids[k]} == "$bepid" ]] && bepid=
+	unset "bepids[k]"
 }
+declare -a bepids=()
+declare -A qpid=()
 
 # wait_resume SINCE_DONE SECONDS: until the guest's samples show
 # $resume_sectors more done than SINCE_DONE.
@@ -288,6 +336,7 @@ restart() {
 	if [[ $sig == KILL ]]; then
 		kill -KILL "$bepid" 2>/dev/null
 		wait "$bepid" 2>/dev/null
+		unset "bepids[inst]"
 	else
 		be_term "$inst"
 	fi
@@ -309,6 +358,167 @@ restart() {
 	fi
 	printf '  restart %d (SIG%s at guest time %s s, %s in flight at the last sample): back-end %d up after %s s, the guest'"'"'s I/O resumed after %s s (%s s after the stop)\n' \
 		"$n" "$sig" "$gtime" "$infl" "$inst" "$d_listen" "$(since "$t1")" "$(since "$t0")"
+}
+
+# --- the migrate case ------------------------------------------------------------
+
+# gap_sleep: VHU_BLK_GAP_MS apart, at random.
+gap_sleep() {
+	sleep "$(awk -v a="$gap_min" -v b="$gap_max" -v r="$RANDOM" 'BEGIN { printf "%.3f", (a + (b - a) * r / 32767) / 1000 }')"
+}
+
+# be_count K REGEX: lines of back-end K's stderr matching REGEX.
+be_count() {
+	grep -cE -- "$2" "$dir/be-$1.err" 2>/dev/null || true
+}
+
+drained_re='came back before the ring stopped'
+undrained_re='requests still held after [0-9]+ ms'
+
+# qemu_guest N SOCK [QEMU_ARG...]: QEMU N boots the guest (or, with
+# -incoming, waits for it) with its disk on the back-end at SOCK and a QMP
+# socket (qmp-N.sock).  Pid in qpid[N].
+qemu_guest() {
+	local n=$1 sock=$2
+	shift 2
+	echo "  QEMU $n on $(basename "$sock")${*:+: $*}"
+	qemu_boot "$dir" "$n" "$case_timeout" "$smp" "$guest_cmd" \
+		-chardev "socket,id=c0,path=$sock,reconnect=1" -device "$device" \
+		-qmp "unix:$dir/qmp-$n.sock,server=on,wait=off" "$@"
+	qpid[$n]=$qemu_pid
+	wait_for_socket "$dir/qmp-$n.sock" 20 "$qemu_pid" || {
+		case_error "QEMU $n: no QMP socket"
+		return 1
+	}
+}
+
+# mem_compare FROM TO: (VHU_BLK_MEMCHECK=1) the destination was started with
+# -S: all guest memory dumped on both sides (pmemsave) and compared page by
+# page, then `cont`.  Tells a back-end's unlogged write from a guest broken
+# otherwise.
+mem_compare() {
+	local from=$1 to=$2 n size=$((512 << 20))
+	qmp_ok "$from" "{\"execute\": \"pmemsave\", \"arguments\": {\"val\": 0, \"size\": $size, \"filename\": \"$dir/mem-$from.bin\"}}" &&
+		qmp_ok "$to" "{\"execute\": \"pmemsave\", \"arguments\": {\"val\": 0, \"size\": $size, \"filename\": \"$dir/mem-$to.bin\"}}" && {
+		cmp -l "$dir/mem-$from.bin" "$dir/mem-$to.bin" |
+			awk '{ p = int(($1 - 1) / 4096); if (p != last) { n++; last = p; if (n <= 20) printf " 0x%x", p * 4096 } }
+				END { printf "\n%d\n", n }' >"$dir/memdiff-$to.txt"
+		n=$(tail -n 1 "$dir/memdiff-$to.txt")
+		if ((n == 0)); then
+			echo "  memory: all $((size >> 12)) pages of 4 KiB equal on both sides"
+		else
+			case_error "memory: $n pages of 4 KiB differ between QEMU $from and QEMU $to; first ones at:$(head -n 1 "$dir/memdiff-$to.txt")"
+		fi
+	}
+	rm -f "$dir/mem-$from.bin" "$dir/mem-$to.bin"
+	qmp_ok "$to" '{"execute": "cont"}'
+}
+
+# migrate_blk M FROM TO SRC DST: migration M, the guest from QEMU FROM (on
+# back-end SRC) to QEMU TO (-incoming, on back-end DST), started when the
+# guest's last sample shows requests in flight (waiting up to 2 s).  The
+# source back-end's drain lines are counted (drains[M]); the source must
+# end in postmigrate and quit with status 0, the destination run, its
+# back-end get the device, and the guest's I/O resume on it.
+migrate_blk() {
+	local m=$1 from=$2 to=$3 src=$4 dst=$5 c0 u0 c1 u1 end infl gtime times st rc=0 base t0 ready0 gone
+	c0=$(be_count "$src" "$drained_re")
+	u0=$(be_count "$src" "$undrained_re")
+	ready0=$(grep -c '^vhu-blk: guest ready' "$dir/be-$dst.out" 2>/dev/null)
+	end=$((SECONDS + 2))
+	while (($(last_stat 9) == 0 && SECONDS < end)); do
+		sleep 0.05
+	done
+	infl=$(last_stat 9)
+	gtime=$(last_stat 0)
+	echo "  migration $m at guest time $gtime s, $infl in flight at the last sample"
+	migrate "$from" "$to" "$mig_mibps" || return 1
+	if ! migrate_wait "$from" "$mig_timeout"; then
+		case_error "migration $m ($from -> $to) did not end in ${mig_timeout} s (status '${mig_status:-?}')"
+		return 1
+	fi
+	if [[ $mig_status != completed ]]; then
+		case_error "migration $m ($from -> $to): $mig_status: $mig_reply"
+		return 1
+	fi
+	t0=$(now)
+	echo "  migration $m ($from -> $to) completed: $(mig_figures)"
+	# the source back-end's drain at GET_VRING_BASE
+	c1=$(be_count "$src" "$drained_re")
+	u1=$(be_count "$src" "$undrained_re")
+	times=$(grep -E -- "$drained_re" "$dir/be-$src.err" | tail -n +$((c0 + 1)) |
+		sed -n 's/.*(\([0-9]*\) ms)$/\1 ms/p' | paste -sd, -)
+	drains[m]=$((c1 - c0))
+	echo "  migration $m: back-end $src (the source) drained ${drains[m]} ring(s) before they stopped (${times:-nothing to wait for}); gave up on $((u1 - u0))${drain_ms:+ (--drain-ms $drain_ms)}"
+	((u1 == u0)) ||
+		case_error "migration $m: back-end $src stopped a ring with requests held: $(grep -E -- "$undrained_re" "$dir/be-$src.err" | tail -n 1)"
+	st=$(run_state "$from")
+	[[ $st == postmigrate ]] || case_error "migration $m: source QEMU $from is in state '$st', want postmigrate"
+	((memcheck)) && mem_compare "$from" "$to"
+	st=$(run_state "$to")
+	[[ $st == running ]] || case_error "migration $m: destination QEMU $to is in state '$st', want running"
+	grep -q '^vhu-blk: guest stopped$' "$dir/be-$src.out" ||
+		case_error "migration $m: back-end $src never saw the device stop"
+	# the source quits; its back-end sees it go (and may serve a next QEMU)
+	gone=$(count_lines "$dir/be-$src.out" 'vhu-blk: front-end disconnected')
+	quit_qemu "$from" || rc=$?
+	((rc == 0)) || case_error "migration $m: source QEMU $from exited with status $rc on quit: $(tail -n 2 "$dir/qemu-$from.err" | paste -sd' ' -)"
+	unset "qpid[$from]"
+	rc=0
+	wait_for_count "$dir/be-$src.out" 'vhu-blk: front-end disconnected' $((gone + 1)) 10 "${bepids[src]}" ||
+		case_error "migration $m: back-end $src did not see QEMU $from go"
+	# the guest's I/O resumes on TO (its first sample there is the base)
+	qn=$to
+	qemu_pid=${qpid[$to]}
+	bepid=${bepids[dst]}
+	wait_for "$dir/console-$to.log" '^VHU-T: stat ' 10 "$qemu_pid" ||
+		case_error "migration $m: no stat sample from the guest on QEMU $to"
+	base=$(last_stat sum)
+	wait_resume "$base" "$resume_timeout" || rc=$?
+	(($(grep -c '^vhu-blk: guest ready' "$dir/be-$dst.out" 2>/dev/null) > ready0)) ||
+		case_error "migration $m: back-end $dst never got the device ready"
+	if ((rc != 0)); then
+		case_error "migration $m: the guest's I/O did not resume on QEMU $to, back-end $dst (wait rc $rc: 1 timeout, 2 QEMU exited, 3 back-end exited, 4 guest I/O error; in flight $(last_stat 9)): $(guest_errors | paste -sd'|' -)"
+		return 1
+	fi
+	echo "  migration $m: the guest's I/O resumed on QEMU $to (back-end $dst) $(since "$t0") s after the migration completed"
+}
+
+# run_migrations: the migrate case once the guest's I/O runs on QEMU 1 (on
+# back-end 1, sock-a): QEMU 1 -> 2 (back-end 2, sock-b), 2 -> 3 (back-end 1
+# again), ...: VHU_BLK_MIGRATIONS of them, and more (up to mig_max) while
+# no source back-end had a request to wait for.
+run_migrations() {
+	local m=0 from=1 to src=1 dst sock drained=0
+	local -a incoming
+	while :; do
+		m=$((m + 1))
+		to=$((m + 1))
+		dst=$((3 - src))
+		sock=$dir/sock-a
+		((dst == 2)) && sock=$dir/sock-b
+		gap_sleep
+		if [[ -n $(guest_errors) ]]; then
+			case_error "the guest's I/O failed before migration $m: $(guest_errors | paste -sd'|' -)"
+			break
+		fi
+		incoming=(-incoming "unix:$dir/mig-$to.sock")
+		((memcheck)) && incoming+=(-S)
+		qemu_guest "$to" "$sock" "${incoming[@]}" || break
+		migrate_blk "$m" "$from" "$to" "$src" "$dst" || break
+		drained=$((drained + drains[m]))
+		from=$to
+		src=$dst
+		((m < migrations)) && continue
+		if ((drained == 0 && m < mig_max)) && [[ $drain_ms != 0 ]]; then
+			echo "  no source back-end had a request to wait for yet: one more migration"
+			continue
+		fi
+		break
+	done
+	echo "  drains per migration: ${drains[*]:-none} (rings whose held requests came back before they stopped)"
+	((drained > 0)) ||
+		case_error "in $m migrations no source back-end's drain had anything to wait for (no '$drained_re' line)${drain_ms:+; --drain-ms $drain_ms}"
 }
 
 # --- the guest ---------------------------------------------------------------------
@@ -419,14 +629,18 @@ make_tree() {
 # run_case NAME PACKED QUEUES
 run_case() {
 	local name=$1 packed=$2 chardev device smp line rc n k f i sig bad t_io
-	local logs=() ran=0
+	local logs=() ran=0 sock
 	nq=$3
 	dir=$work/$name
 	case_begin "qemu-blk $name ($backend)"
 	mkdir -p "$dir"
 	inst=1
 	bepid=
+	bepids=()
 	qemu_pid=
+	qpid=()
+	qn=1
+	drains=()
 	kills_inflight=0
 	kills_held=0
 	w=$((3 * nq))
@@ -450,20 +664,30 @@ run_case() {
 		case_error "cannot build the guest's initramfs"
 	fi
 
-	chardev="socket,id=c0,path=$dir/sock,reconnect=1"
+	# migrate: QEMU 1 and vhu-blk 1 on sock-a, the destination on sock-b
+	sock=$dir/sock
+	((mig)) && sock=$dir/sock-a
+	chardev="socket,id=c0,path=$sock,reconnect=1"
 	# client: QEMU listens, vhu-blk connects (and reconnects with backoff)
-	((client)) && chardev="socket,id=c0,path=$dir/sock,server=on,wait=on"
+	((client)) && chardev="socket,id=c0,path=$sock,server=on,wait=on"
 	device="vhost-user-blk-pci,chardev=c0,vectors=0,num-queues=$nq"
 	((packed)) && device+=",packed=on"
+	guest_cmd="sh /blk/io.sh $w $chunk_mib $ctl_mib $io_max_s $d"
 	echo "  qemu ... -smp $smp -chardev $chardev -device $device"
 	if [[ $backend == qsd ]]; then
 		echo "  qemu-storage-daemon ... cache.direct=on ... num-queues=$nq; image ${img_mib} MiB, $w streams of ${chunk_mib} MiB, $d data files"
 	else
-		echo "  vhu-blk --socket sock --file disk.img --queues $nq; image ${img_mib} MiB, $w streams of ${chunk_mib} MiB, $d data files"
+		echo "  vhu-blk --socket $(basename "$sock") --file disk.img --queues $nq${drain_ms:+ --drain-ms $drain_ms}; image ${img_mib} MiB, $w streams of ${chunk_mib} MiB, $d data files"
 	fi
-	if [[ ${#VHU_CASE_ERRORS[@]} == 0 ]] && be_start 1; then
-		qemu_boot "$dir" 1 "$case_timeout" "$smp" "sh /blk/io.sh $w $chunk_mib $ctl_mib $io_max_s $d" \
-			-chardev "$chardev" -device "$device"
+	((mig)) && [[ $backend != vhu ]] && case_error "the migrate case is for vhu-blk only"
+	if ((mig)); then
+		# vhu-blk 2 serves the destination, on the same image
+		[[ ${#VHU_CASE_ERRORS[@]} == 0 ]] && be_start 1 "$sock" && be_start 2 "$dir/sock-b" && inst=2 &&
+			qemu_guest 1 "$sock"
+	elif [[ ${#VHU_CASE_ERRORS[@]} == 0 ]] && be_start 1; then
+		qemu_boot "$dir" 1 "$case_timeout" "$smp" "$guest_cmd" -chardev "$chardev" -device "$device"
+	fi
+	if [[ ${#VHU_CASE_ERRORS[@]} == 0 ]]; then
 		rc=0
 		wait_for "$dir/console-1.log" '^VHU-T: io start|^VHU-GUEST: FAIL' "$boot_timeout" "$qemu_pid" || rc=$?
 		if ((rc != 0)) || console_has '^VHU-GUEST: FAIL'; then
@@ -473,20 +697,24 @@ run_case() {
 		else
 			t_io=$(now)
 			n=0
-			for sig in $restarts; do
-				n=$((n + 1))
-				sleep "$(awk -v a="$gap_min" -v b="$gap_max" -v r="$RANDOM" 'BEGIN { printf "%.3f", (a + (b - a) * r / 32767) / 1000 }')"
-				if [[ -n $(guest_errors) ]]; then
-					case_error "the guest's I/O failed before restart $n: $(guest_errors | paste -sd'|' -)"
-					break
-				fi
-				if console_has '^VHU-T: stop '; then
-					case_error "the guest stopped before restart $n"
-					break
-				fi
-				restart "$n" "$sig" || break
-			done
-			echo "  $kills_inflight of $n stops with requests in flight at the last sample"
+			if ((mig)); then
+				run_migrations
+			else
+				for sig in $restarts; do
+					n=$((n + 1))
+					gap_sleep
+					if [[ -n $(guest_errors) ]]; then
+						case_error "the guest's I/O failed before restart $n: $(guest_errors | paste -sd'|' -)"
+						break
+					fi
+					if console_has '^VHU-T: stop '; then
+						case_error "the guest stopped before restart $n"
+						break
+					fi
+					restart "$n" "$sig" || break
+				done
+				echo "  $kills_inflight of $n stops with requests in flight at the last sample"
+			fi
 			sleep 2
 			printf 'VHU-STOP\n' | dd of="$dir/disk.img" bs=4096 seek=$((ctl_mib * 256)) conv=notrunc,sync oflag=direct status=none ||
 				case_error "cannot write the stop mark"
@@ -494,23 +722,29 @@ run_case() {
 			# a guest whose I/O failed may have requests that never end
 			n=$end_timeout
 			[[ -z $(guest_errors) ]] || n=10
-			wait_for "$dir/console-1.log" '^VHU-T: io end' "$n" "$qemu_pid" || rc=$?
+			wait_for "$dir/console-$qn.log" '^VHU-T: io end' "$n" "$qemu_pid" || rc=$?
 			((rc == 0)) || case_error "the guest's workload did not end in $n s (wait rc $rc)"
 			echo "  the guest's I/O ran $(since "$t_io") s from the first sample to the end; $(console | grep -m1 '^VHU-T: stop ')"
 			console_has '^VHU-T: stop timeout' && case_error "the guest never saw the stop mark (stopped after $io_max_s s)"
 		fi
 		rc=0
 		if ((ran)) && console_has '^VHU-T: io end'; then
-			wait_for "$dir/console-1.log" '^VHU-GUEST: poweroff' 30 "$qemu_pid" || rc=$?
+			wait_for "$dir/console-$qn.log" '^VHU-GUEST: poweroff' 30 "$qemu_pid" || rc=$?
 			((rc == 0)) || case_error "the guest did not power off (wait rc $rc)"
 			stop_pid "$qemu_pid" TERM 20 || rc=$?
-			((rc == 0)) || case_error "QEMU exited with status $rc: $(tail -n 3 "$dir/qemu-1.err" | paste -sd' ' -)"
+			((rc == 0)) || case_error "QEMU $qn exited with status $rc: $(tail -n 3 "$dir/qemu-$qn.err" | paste -sd' ' -)"
 		else
 			stop_pid "$qemu_pid" TERM 20 || true
 		fi
 	fi
-	# the last instance: SIGTERM, the guest gone
-	[[ -n $bepid ]] && be_term "$inst"
+	# QEMUs left behind by a failed migration
+	for n in "${!qpid[@]}"; do
+		stop_pid "${qpid[$n]}" TERM 20 || true
+	done
+	# the instances still running: SIGTERM, the guest gone
+	for k in "${!bepids[@]}"; do
+		be_term "$k"
+	done
 
 	((ran)) && check_run
 	f=$(console | sed -n 's/^VHU-GUEST: vda features \([01]*\)$/\1/p' | tail -n 1)
@@ -551,13 +785,14 @@ run_case() {
 		((kills_held == 0)) || [[ ! $replayed =~ ^0\  ]] ||
 			case_error "$kills_held SIGKILLs while vhu-blk held a completion, yet nothing was replayed"
 	fi
-	if [[ -s $dir/qemu-1.err ]]; then
-		echo "  QEMU's stderr (lines by kind):"
-		sed -E 's/[0-9]+/N/g' "$dir/qemu-1.err" | sort | uniq -c | sort -rn | head -n 6 | sed 's/^/  | /'
-	fi
+	for f in "$dir"/qemu-[0-9].err; do
+		[[ -s $f ]] || continue
+		echo "  QEMU's stderr$( ((mig)) && echo " ($(basename "$f"))") (lines by kind):"
+		sed -E 's/[0-9]+/N/g' "$f" | sort | uniq -c | sort -rn | head -n 6 | sed 's/^/  | /'
+	done
 	# for case_end: the console without the samples, the last of each log
 	console | grep -v '^VHU-T: stat ' >"$dir/console.events"
-	for f in "$dir"/be-*.err "$dir"/be-*.out "$dir/qemu-1.err" "$dir/console.events"; do
+	for f in "$dir"/be-*.err "$dir"/be-*.out "$dir"/qemu-[0-9].err "$dir/qmp-log" "$dir/console.events"; do
 		[[ -s $f ]] && logs+=("$f")
 	done
 	case_end "${logs[@]}"
@@ -616,10 +851,11 @@ check_run() {
 
 for c in $cases; do
 	case $c in
-	split) client=0 run_case split 0 1 ;;
-	packed) client=0 run_case packed 1 1 ;;
-	mq) client=0 run_case mq 0 2 ;;
-	client) client=1 run_case client 1 1 ;;
+	split) client=0 mig=0 run_case split 0 1 ;;
+	packed) client=0 mig=0 run_case packed 1 1 ;;
+	mq) client=0 mig=0 run_case mq 0 2 ;;
+	client) client=1 mig=0 run_case client 1 1 ;;
+	migrate) client=0 mig=1 run_case migrate 0 1 ;;
 	*)
 		case_begin "qemu-blk $c ($backend)"
 		case_error "unknown case"
