@@ -433,14 +433,7 @@ migrate_blk() {
 	gtime=$(last_stat 0)
 	echo "  migration $m at guest time $gtime s, $infl in flight at the last sample"
 	migrate "$from" "$to" "$mig_mibps" || return 1
-	if ! migrate_wait "$from" "$mig_timeout"; then
-		case_error "migration $m ($from -> $to) did not end in ${mig_timeout} s (status '${mig_status:-?}')"
-		return 1
-	fi
-	if [[ $mig_status != completed ]]; then
-		case_error "migration $m ($from -> $to): $mig_status: $mig_reply"
-		return 1
-	fi
+	migrate_completed "$from" "$to" "migration $m ($from -> $to)" "$mig_timeout" || return 1
 	t0=$(now)
 	echo "  migration $m ($from -> $to) completed: $(mig_figures)"
 	# the source back-end's drain at GET_VRING_BASE

@@ -189,14 +189,7 @@ console_has() {
 # complete; print its figures; check stream ROUND was still running then.
 migrate_done() {
 	local from=$1 to=$2 round=${3:-}
-	if ! migrate_wait "$from" "$mig_timeout"; then
-		case_error "migration $from -> $to did not end in ${mig_timeout} s (status '${mig_status:-?}')"
-		return 1
-	fi
-	if [[ $mig_status != completed ]]; then
-		case_error "migration $from -> $to: $mig_status: $mig_reply"
-		return 1
-	fi
+	migrate_completed "$from" "$to" "migration $from -> $to" "$mig_timeout" || return 1
 	echo "  migration $from -> $to completed: $(mig_figures)"
 	[[ -z $round ]] && return 0
 	if grep -qE "^VHU-T: got $round " <(cat "$dir"/console-*.log | tr -d '\r'); then

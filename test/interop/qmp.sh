@@ -134,6 +134,20 @@ migrate_wait() {
 	return 1
 }
 
+# migrate_completed FROM TO LABEL TIMEOUT: wait for the migration FROM ->
+# TO; a case error (naming it LABEL) unless it completed in TIMEOUT s.
+migrate_completed() {
+	local from=$1 to=$2 label=$3
+	if ! migrate_wait "$from" "$4"; then
+		case_error "$label did not end in $4 s (status '${mig_status:-?}')"
+		return 1
+	fi
+	if [[ $mig_status != completed ]]; then
+		case_error "$label: $mig_status: $mig_reply"
+		return 1
+	fi
+}
+
 # mig_figures: one line of figures from $mig_reply (downtime once completed).
 mig_figures() {
 	local r=$mig_reply sent down
