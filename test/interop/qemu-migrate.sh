@@ -182,8 +182,8 @@ console_has() {
 
 # --- migration -------------------------------------------------------------------
 
-# qmp, run_state, qmp_ok, quit_qemu, migrate, migrate_wait, mig_figures:
-# qmp.sh
+# qmp, run_state, qmp_ok, quit_qemu, migrate, migrate_wait,
+# migrate_completed, mig_figures: qmp.sh
 
 # migrate_done FROM TO [ROUND]: wait for the migration FROM -> TO to
 # complete; print its figures; check stream ROUND was still running then.
