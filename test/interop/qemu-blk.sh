@@ -78,6 +78,9 @@
 #           stop are lost and the case fails.  VHU_BLK_MEMCHECK=1 starts
 #           each destination with -S and compares all guest memory of both
 #           sides after the migration (pmemsave), then continues.
+#   migrate-packed  the same with packed=on (RING_PACKED checked): the
+#           destination's packed ring starts from the base after the drain
+#           and a fresh inflight region
 # Every case checks: every round's read-back matches, and so does the image
 # file afterwards (each slot holds its stream's last data file; the control
 # region holds the stop mark, the guard region after it is untouched);
@@ -101,7 +104,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$here/qmp.sh"
 
 usage() {
-	echo "usage: $0 [--backend vhu|qsd] BUILD_DIR [CASE...]   (cases: split packed mq client migrate)" >&2
+	echo "usage: $0 [--backend vhu|qsd] BUILD_DIR [CASE...]   (cases: split packed mq client migrate migrate-packed)" >&2
 	exit 2
 }
 backend=vhu
@@ -119,7 +122,7 @@ done
 build=$(cd "${args[0]}" && pwd) || usage
 cases=${args[*]:1}
 if [[ $backend == vhu ]]; then
-	cases=${cases:-${VHU_BLK_CASES:-split packed mq client migrate}}
+	cases=${cases:-${VHU_BLK_CASES:-split packed mq client migrate migrate-packed}}
 else
 	cases=${cases:-${VHU_BLK_CASES:-split packed mq}}
 fi
@@ -849,6 +852,7 @@ for c in $cases; do
 	mq) client=0 mig=0 run_case mq 0 2 ;;
 	client) client=1 mig=0 run_case client 1 1 ;;
 	migrate) client=0 mig=1 run_case migrate 0 1 ;;
+	migrate-packed) client=0 mig=1 run_case migrate-packed 1 1 ;;
 	*)
 		case_begin "qemu-blk $c ($backend)"
 		case_error "unknown case"
