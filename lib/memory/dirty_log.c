@@ -14,12 +14,6 @@
 #include "memory/guard_int.h"
 #include "rings/vq.h"
 
-#ifndef F_GET_SEALS
-#define F_GET_SEALS 1034
-#endif
-#ifndef F_SEAL_SHRINK
-#define F_SEAL_SHRINK 0x0002
-#endif
 
 /* The largest log accepted: it covers 2^55 bytes of guest-physical
  * space, far beyond any machine; a larger one is a front-end's mistake. */
@@ -131,7 +125,6 @@ static int log_map(struct vhu_dev *dev, const struct vhu_log *msg, int fd,
 	struct vhu_dirty_log *l;
 	struct stat st;
 	void *base;
-	int seals;
 
 	if (size == 0 || size > VHU_LOG_MAX_BYTES ||
 	    __builtin_add_overflow(off, size, &end)) {
@@ -179,8 +172,7 @@ static int log_map(struct vhu_dev *dev, const struct vhu_log *msg, int fd,
 	l->bits = (uint8_t *)base + lead;
 	l->len = size;
 	l->guard_slot = -1;
-	seals = fcntl(fd, F_GET_SEALS);
-	if (seals < 0 || !(seals & F_SEAL_SHRINK))
+	if (!vhu_fd_shrink_sealed(fd))
 		vhu_dbg(&dev->lg, "SET_LOG_BASE: log file not sealed against "
 			"shrinking");
 	if (dev->mem.guard) {

@@ -20,8 +20,6 @@
 #endif
 #ifndef F_ADD_SEALS
 #define F_ADD_SEALS 1033
-#define F_GET_SEALS 1034
-#define F_SEAL_SHRINK 0x0002
 #endif
 
 uint64_t vhu_inflight_queue_bytes(uint16_t queue_size, bool packed)
@@ -117,7 +115,7 @@ int vhu_inflight_set_fd(struct vhu_dev *dev, const struct vhu_inflight *msg, int
 	struct vhu_inflight_map *m;
 	struct stat st;
 	void *base;
-	int seals, rc = -EINVAL;
+	int rc = -EINVAL;
 
 	if (any_queue_started(dev)) {
 		/* The data plane writes the mapped region while a queue runs. */
@@ -166,8 +164,7 @@ int vhu_inflight_set_fd(struct vhu_dev *dev, const struct vhu_inflight *msg, int
 	m->num_queues = msg->num_queues;
 	m->queue_size = msg->queue_size;
 	m->guard_slot = -1;
-	seals = fcntl(fd, F_GET_SEALS);
-	if ((seals < 0 || !(seals & F_SEAL_SHRINK)) && dev->mem.guard) {
+	if (!vhu_fd_shrink_sealed(fd) && dev->mem.guard) {
 		/* A file that can shrink can fault under the data plane. */
 		m->guard_slot = vhu_guard_watch(dev->mem.guard, base, m->map_len,
 						&m->lost, &dev->mem.faults);

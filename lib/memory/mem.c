@@ -16,12 +16,6 @@
 #ifndef HUGETLBFS_MAGIC
 #define HUGETLBFS_MAGIC 0x958458f6
 #endif
-#ifndef F_GET_SEALS
-#define F_GET_SEALS 1034
-#endif
-#ifndef F_SEAL_SHRINK
-#define F_SEAL_SHRINK 0x0002
-#endif
 
 /* How long the control thread waits for a data-plane section to end before
  * it gives up unmapping (and leaks the old mapping rather than risk it). */
@@ -289,8 +283,7 @@ static int region_map(struct vhu_mem *m, const struct vhu_mem_region *d, int fd,
 	r->host = (uint8_t *)base + lead;
 	r->file_dev = (uint64_t)st->st_dev;
 	r->file_ino = (uint64_t)st->st_ino;
-	int seals = fcntl(fd, F_GET_SEALS);
-	r->shrink_sealed = seals >= 0 && (seals & F_SEAL_SHRINK);
+	r->shrink_sealed = vhu_fd_shrink_sealed(fd);
 	if (!r->shrink_sealed)
 		vhu_dbg(m->lg, "memory region gpa 0x%llx: file not sealed against "
 			"shrinking", (unsigned long long)r->gpa);
