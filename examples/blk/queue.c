@@ -230,8 +230,7 @@ bool blk_queue_run(struct blk_queue *q, bool accept)
 	q->sleep_ms = -1;
 	if (st & VHU_VQ_RUNNING) {
 		uint32_t gen = vhu_vq_generation(q->vq);
-		/* draining: the front-end is stopping the ring; only push */
-		bool take = accept && (st & VHU_VQ_ENABLED) && !(st & VHU_VQ_DRAINING);
+		bool take = accept && (st & VHU_VQ_ENABLED);
 
 		if (q->kick_fd >= 0)
 			vhu_vq_kick_clear(q->vq);

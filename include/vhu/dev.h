@@ -164,7 +164,8 @@ struct vhu_dev_opts {
 	 * before the ring stops and the reply goes: the front-end takes the
 	 * base it gets as "every request before it done", and a migration
 	 * moves no request in flight.  Meanwhile vhu_vq_begin() reports
-	 * VHU_VQ_DRAINING and vhu_vq_pop() hands out no new request.  The
+	 * VHU_VQ_DRAINING, vhu_vq_pop() hands out no new request and
+	 * vhu_vq_avail() / vhu_vq_set_kicks() report none.  The
 	 * control thread blocks while it waits, so the data plane must run on
 	 * other threads.  0: the ring stops at once, and requests held then are
 	 * the application's to drop (vhu_vq_generation()).

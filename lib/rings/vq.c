@@ -313,7 +313,9 @@ int vhu_vq_set_kicks(struct vhu_vq *vq, bool on)
 			: vhu_vq_set_kicks_split(vq, on);
 	if (unlikely(vq->burst_log))
 		vhu_dirty_log_kicks(vq);
-	return rc;
+	/* draining: what the driver made available is not handed out, so it
+	 * is no reason to look again (vhu_vq_avail() says the same) */
+	return unlikely(s & VHU_DP_DRAINING) ? 0 : rc;
 }
 
 int vhu_vq_log_write(struct vhu_vq *vq, const void *addr, size_t len)
@@ -333,6 +335,8 @@ bool vhu_vq_avail(struct vhu_vq *vq)
 
 	if (!burst_running(vq, &s))
 		return false;
+	if (unlikely(s & VHU_DP_DRAINING)) /* only what a crashed back-end left */
+		return vq->ifl && vq->ifl->next_resubmit < vq->ifl->nresubmit;
 	return vq_has_avail(vq);
 }
 
